@@ -1,0 +1,94 @@
+"""trioflow's exception hierarchy.
+
+Every error trioflow raises on its own account subclasses :class:`TrioflowError`, so callers
+can catch "anything trioflow refused or reported" in one clause. Bad arguments that are plain
+Python mistakes (a non-callable, a negative delay) stay ``TypeError`` / ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+
+class TrioflowError(Exception):
+    """Base class of every exception defined by trioflow."""
+
+
+class DuplicateTaskError(TrioflowError, ValueError):
+    """A task was submitted with an id that is already in use."""
+
+    def __init__(self, task_id: Hashable) -> None:
+        super().__init__(f"task id {task_id!r} is already in use")
+        self.task_id = task_id
+
+
+class UnknownDependencyError(TrioflowError, LookupError):
+    """A task depends on an id that was never submitted (or on another scheduler's task)."""
+
+    def __init__(self, task_id: Hashable, dependency: Hashable) -> None:
+        super().__init__(f"task {task_id!r} depends on unknown task {dependency!r}")
+        self.task_id = task_id
+        self.dependency = dependency
+
+
+class CycleError(TrioflowError, ValueError):
+    """The dependency graph has a cycle; ``.cycle`` lists its ids, first repeated last."""
+
+    def __init__(self, cycle: Sequence[Hashable]) -> None:
+        path = " -> ".join(repr(node) for node in cycle)
+        super().__init__(f"dependency cycle: {path}")
+        self.cycle = list(cycle)
+
+
+class SchedulerClosedError(TrioflowError, RuntimeError):
+    """Work was submitted to a scheduler (or coordinator) that has already finished."""
+
+
+class DependencyFailed(TrioflowError):
+    """A task never ran because one of its dependencies did not complete.
+
+    ``dependency`` is the id of the direct dependency that failed, timed out or was
+    cancelled; ``root`` is the id of the task whose failure started the chain (the same as
+    ``dependency`` when the failure is one step upstream).
+    """
+
+    def __init__(self, task_id: Hashable, dependency: Hashable, root: Hashable) -> None:
+        detail = "" if root == dependency else f" (root cause: {root!r})"
+        super().__init__(
+            f"task {task_id!r} cancelled: dependency {dependency!r} did not complete{detail}"
+        )
+        self.task_id = task_id
+        self.dependency = dependency
+        self.root = root
+
+
+class TaskFailed(TrioflowError):
+    """Raised by ``wait()`` for a task that did not complete.
+
+    Its ``__cause__`` is the task's own last error (``None`` for a plain cancel); ``status``
+    says how it ended, ``errors`` holds every attempt's error where that is known.
+    """
+
+    def __init__(
+        self,
+        task_id: Hashable,
+        status: object,
+        error: BaseException | None,
+        errors: Sequence[BaseException] = (),
+    ) -> None:
+        state = getattr(status, "value", status)
+        reason = f": {error!r}" if error is not None else ""
+        super().__init__(f"task {task_id!r} ended {state}{reason}")
+        self.task_id = task_id
+        self.status = status
+        self.error = error
+        self.errors = tuple(errors) if errors else ((error,) if error is not None else ())
+        self.__cause__ = error
+
+
+class NoCapableAgentError(TrioflowError, LookupError):
+    """No registered agent has the capability a task needs."""
+
+    def __init__(self, capability: Hashable) -> None:
+        super().__init__(f"no registered agent has capability {capability!r}")
+        self.capability = capability

@@ -1,0 +1,134 @@
+"""Values that describe a run: task statuses, status-change events, statistics.
+
+Pure and synchronous. :class:`StatusCounts` is updated on every status change so that
+``stats()`` is O(1) instead of a scan over every task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from enum import Enum
+from typing import Any
+
+import attrs
+
+
+class TaskStatus(Enum):
+    """Where a task stands. The last four are terminal."""
+
+    PENDING = "pending"  # ready: queued for a worker slot
+    WAITING = "waiting"  # not runnable yet: dependencies unfinished, or a retry delay
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"  # the last attempt raised
+    TIMEOUT = "timeout"  # the last attempt timed out
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED}
+)
+TERMINAL_STATUSES = _TERMINAL
+
+
+@attrs.frozen
+class TaskEvent:
+    """One status change of one task.
+
+    ``attempt`` is the number of attempts started so far; ``at`` is ``trio.current_time()``;
+    ``error`` is set on failures, timeouts, cancellations and retry waits.
+    """
+
+    task_id: Hashable
+    status: TaskStatus
+    attempt: int
+    at: float
+    error: BaseException | None = None
+
+
+@attrs.frozen
+class SchedulerStats:
+    """A snapshot of a scheduler's counters (``Scheduler.stats()``)."""
+
+    total: int
+    pending: int
+    waiting: int
+    running: int
+    completed: int
+    failed: int
+    timeout: int
+    cancelled: int
+    retries: int
+    elapsed: float
+    throughput: float
+
+    @property
+    def finished(self) -> int:
+        """Tasks in a terminal state."""
+        return self.completed + self.failed + self.timeout + self.cancelled
+
+    def to_dict(self) -> dict[str, Any]:
+        """The seed chapter's statistics dict, extended.
+
+        ``"failed"`` counts FAILED and TIMEOUT together, as the seed does.
+        """
+        return {
+            "total": self.total,
+            "status": {status.value: getattr(self, status.name.lower()) for status in TaskStatus},
+            "completed": self.completed,
+            "failed": self.failed + self.timeout,
+            "timeout": self.timeout,
+            "cancelled": self.cancelled,
+            "retries": self.retries,
+            "elapsed": self.elapsed,
+            "throughput": self.throughput,
+        }
+
+
+class StatusCounts:
+    """How many tasks are in each status, kept current one transition at a time."""
+
+    __slots__ = ("_counts", "retries", "total")
+
+    def __init__(self) -> None:
+        self._counts = dict.fromkeys(TaskStatus, 0)
+        self.total = 0
+        self.retries = 0
+
+    def add(self, status: TaskStatus) -> None:
+        self.total += 1
+        self._counts[status] += 1
+
+    def move(self, old: TaskStatus, new: TaskStatus) -> None:
+        counts = self._counts
+        counts[old] -= 1
+        counts[new] += 1
+
+    def __getitem__(self, status: TaskStatus) -> int:
+        return self._counts[status]
+
+    @property
+    def finished(self) -> int:
+        counts = self._counts
+        return sum(counts[status] for status in _TERMINAL)
+
+    def snapshot(self, elapsed: float) -> SchedulerStats:
+        counts = self._counts
+        finished = self.finished
+        return SchedulerStats(
+            total=self.total,
+            pending=counts[TaskStatus.PENDING],
+            waiting=counts[TaskStatus.WAITING],
+            running=counts[TaskStatus.RUNNING],
+            completed=counts[TaskStatus.COMPLETED],
+            failed=counts[TaskStatus.FAILED],
+            timeout=counts[TaskStatus.TIMEOUT],
+            cancelled=counts[TaskStatus.CANCELLED],
+            retries=self.retries,
+            elapsed=elapsed,
+            throughput=finished / elapsed if elapsed > 0 else 0.0,
+        )
