@@ -11,8 +11,9 @@ from ._retry import RetryPolicy
 from ._scheduler import open_scheduler
 
 
-async def _print_events(events: trio.MemoryReceiveChannel[TaskEvent], start: float,
-                        write: Callable[[str], None]) -> None:
+async def _print_events(
+    events: trio.MemoryReceiveChannel[TaskEvent], start: float, write: Callable[[str], None]
+) -> None:
     async with events:
         async for event in events:
             error = f"  ({event.error!r})" if event.error is not None else ""
@@ -57,8 +58,9 @@ async def scheduler_demo(write: Callable[[str], None] = print) -> None:
         b = sched.submit(task_b, a, id="task-b", priority=2)
         c = sched.submit(task_c, id="task-c", priority=1)
         d = sched.submit(task_slow_once, id="task-d", timeout=1.0, retry=1)
-        f = sched.submit(task_fail, id="task-fail",
-                         retry=RetryPolicy(max_retries=2, delay=0.5, backoff=2.0))
+        f = sched.submit(
+            task_fail, id="task-fail", retry=RetryPolicy(max_retries=2, delay=0.5, backoff=2.0)
+        )
     write("\n== results ==")
     for handle in (a, b, c, d, f):
         outcome = handle.result if handle.error is None or handle.result else repr(handle.error)

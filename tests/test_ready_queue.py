@@ -1,0 +1,28 @@
+"""ReadyQueue: (priority, arrival) order."""
+
+from trioflow._ready_queue import ReadyQueue
+
+
+def test_lower_priority_number_first_then_arrival_order() -> None:
+    queue: ReadyQueue[str] = ReadyQueue()
+    for item, priority in [("c3", 3), ("a1", 1), ("b2", 2), ("a1-second", 1)]:
+        queue.push(item, priority)
+    assert [queue.pop() for _ in range(len(queue))] == ["a1", "a1-second", "b2", "c3"]
+    assert not queue
+
+
+def test_a_returning_item_goes_behind_its_equals() -> None:
+    queue: ReadyQueue[str] = ReadyQueue()
+    queue.push("retry", 1)
+    queue.push("other", 1)
+    assert queue.pop() == "retry"
+    queue.push("retry", 1)
+    assert queue.peek() == "other"
+
+
+def test_items_are_never_compared() -> None:
+    """Unorderable items (dicts) are fine: ties are broken by arrival."""
+    queue: ReadyQueue[dict] = ReadyQueue()
+    queue.push({"n": 1}, 0)
+    queue.push({"n": 2}, 0)
+    assert queue.pop() == {"n": 1}
