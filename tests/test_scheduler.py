@@ -8,6 +8,7 @@ import time
 import pytest
 import trio
 import trio.testing
+from trio.testing import MockClock
 
 import trioflow
 from trioflow import (
@@ -25,7 +26,7 @@ from trioflow import (
 
 
 @pytest.fixture
-def clock(autojump_clock: trio.testing.MockClock) -> trio.testing.MockClock:
+def clock(autojump_clock: MockClock) -> trio.testing.MockClock:
     """Every test here takes this, so that pytest-trio runs it on the autojump clock."""
     return autojump_clock
 
@@ -49,7 +50,7 @@ async def noop() -> None:
 # -- the seed scenario ---------------------------------------------------------------------
 
 
-async def test_seed_scenario_with_exact_virtual_times(clock: trio.testing.MockClock) -> None:
+async def test_seed_scenario_with_exact_virtual_times(clock: MockClock) -> None:
     """The SPEC's example: data and ordering dependencies, priorities, timeout + retry."""
     start = trio.current_time()
     finished: dict[str, float] = {}
@@ -98,7 +99,7 @@ async def test_seed_scenario_with_exact_virtual_times(clock: trio.testing.MockCl
     assert (as_dict["total"], as_dict["completed"], as_dict["failed"]) == (4, 3, 1)
 
 
-async def test_timestamps_follow_the_clock(clock: trio.testing.MockClock) -> None:
+async def test_timestamps_follow_the_clock(clock: MockClock) -> None:
     async with open_scheduler() as sched:
         a = sched.submit(sleeper(2))
         assert a.started_at is None and a.completed_at is None
@@ -110,7 +111,7 @@ async def test_timestamps_follow_the_clock(clock: trio.testing.MockClock) -> Non
 # -- priority ------------------------------------------------------------------------------
 
 
-async def test_priority_decides_within_a_batch(clock: trio.testing.MockClock) -> None:
+async def test_priority_decides_within_a_batch(clock: MockClock) -> None:
     """With one worker, priorities 3, 1, 2 submitted together run 1, 2, 3."""
     order: list[int] = []
 
@@ -127,7 +128,7 @@ async def test_priority_decides_within_a_batch(clock: trio.testing.MockClock) ->
     assert order == [1, 2, 3]
 
 
-async def test_priority_decides_under_contention(clock: trio.testing.MockClock) -> None:
+async def test_priority_decides_under_contention(clock: MockClock) -> None:
     """A slot freed while tasks queue goes to the best ready task, not the first arrival."""
     order: list[str] = []
 
@@ -149,7 +150,7 @@ async def test_priority_decides_under_contention(clock: trio.testing.MockClock) 
     assert order == ["first-a", "first-b", "high", "mid", "mid-2", "low"]
 
 
-async def test_equal_priorities_run_in_submission_order(clock: trio.testing.MockClock) -> None:
+async def test_equal_priorities_run_in_submission_order(clock: MockClock) -> None:
     order: list[int] = []
 
     def recorder(n: int):
@@ -167,7 +168,7 @@ async def test_equal_priorities_run_in_submission_order(clock: trio.testing.Mock
 # -- concurrency ---------------------------------------------------------------------------
 
 
-async def test_at_most_max_workers_attempts_run_at_once(clock: trio.testing.MockClock) -> None:
+async def test_at_most_max_workers_attempts_run_at_once(clock: MockClock) -> None:
     running = peak = 0
 
     async def work() -> None:
@@ -189,7 +190,7 @@ async def test_at_most_max_workers_attempts_run_at_once(clock: trio.testing.Mock
     assert trio.current_time() - start == 4.0  # ceil(10 / 3) rounds of 1 s
 
 
-async def test_an_idle_scheduler_holds_no_workers(clock: trio.testing.MockClock) -> None:
+async def test_an_idle_scheduler_holds_no_workers(clock: MockClock) -> None:
     async with open_scheduler(max_workers=4) as sched:
         sched.submit(noop)
         await trio.testing.wait_all_tasks_blocked()
@@ -200,7 +201,7 @@ async def test_an_idle_scheduler_holds_no_workers(clock: trio.testing.MockClock)
 # -- dependencies --------------------------------------------------------------------------
 
 
-async def test_kwargs_data_dependencies_and_depends_on_ids(clock: trio.testing.MockClock) -> None:
+async def test_kwargs_data_dependencies_and_depends_on_ids(clock: MockClock) -> None:
     async def add(x: int, *, y: int) -> int:
         return x + y
 
@@ -215,7 +216,7 @@ async def test_kwargs_data_dependencies_and_depends_on_ids(clock: trio.testing.M
     assert c.dependencies == frozenset({"a", "b"})
 
 
-async def test_failure_propagates_transitively_and_dependents_never_run(clock: trio.testing.MockClock) -> None:
+async def test_failure_propagates_transitively_and_dependents_never_run(clock: MockClock) -> None:
     ran: list[str] = []
 
     def marker(name: str):
@@ -240,7 +241,7 @@ async def test_failure_propagates_transitively_and_dependents_never_run(clock: t
     assert d.status is TaskStatus.COMPLETED
 
 
-async def test_timeout_and_cancel_of_a_dependency_also_doom_dependents(clock: trio.testing.MockClock) -> None:
+async def test_timeout_and_cancel_of_a_dependency_also_doom_dependents(clock: MockClock) -> None:
     async with open_scheduler() as sched:
         slow = sched.submit(sleeper(10), id="slow", timeout=1)
         after_slow = sched.submit(noop, depends_on=[slow])
@@ -254,7 +255,7 @@ async def test_timeout_and_cancel_of_a_dependency_also_doom_dependents(clock: tr
     assert after_cancel.error.dependency == "waiting"  # type: ignore[union-attr]
 
 
-async def test_depending_on_an_already_failed_task_cancels_at_submit(clock: trio.testing.MockClock) -> None:
+async def test_depending_on_an_already_failed_task_cancels_at_submit(clock: MockClock) -> None:
     async with open_scheduler() as sched:
         a = sched.submit(boom, id="a")
         await trio.sleep(1)
@@ -263,7 +264,9 @@ async def test_depending_on_an_already_failed_task_cancels_at_submit(clock: trio
         assert isinstance(b.error, DependencyFailed)
 
 
-async def test_waiting_is_the_first_status_of_a_task_with_unfinished_dependencies(clock: trio.testing.MockClock) -> None:
+async def test_waiting_is_the_first_status_of_a_task_with_unfinished_dependencies(
+    clock: MockClock,
+) -> None:
     async with open_scheduler() as sched:
         a = sched.submit(sleeper(1))
         b = sched.submit(noop, a)
@@ -271,7 +274,7 @@ async def test_waiting_is_the_first_status_of_a_task_with_unfinished_dependencie
         assert sched.stats().waiting == 1
 
 
-async def test_depending_on_a_completed_task_is_pending_at_once(clock: trio.testing.MockClock) -> None:
+async def test_depending_on_a_completed_task_is_pending_at_once(clock: MockClock) -> None:
     async with open_scheduler() as sched:
         a = sched.submit(sleeper(1, "x"))
         await trio.sleep(2)
@@ -283,7 +286,9 @@ async def test_depending_on_a_completed_task_is_pending_at_once(clock: trio.test
 # -- timeouts and retries -----------------------------------------------------------------
 
 
-async def test_a_timed_out_attempt_is_retried_and_the_last_one_ends_timeout(clock: trio.testing.MockClock) -> None:
+async def test_a_timed_out_attempt_is_retried_and_the_last_one_ends_timeout(
+    clock: MockClock,
+) -> None:
     start = trio.current_time()
     async with open_scheduler() as sched:
         t = sched.submit(
@@ -297,13 +302,13 @@ async def test_a_timed_out_attempt_is_retried_and_the_last_one_ends_timeout(cloc
     assert "timed out after 2.0 s" in str(t.error)
 
 
-async def test_timeout_not_in_retry_on_is_final(clock: trio.testing.MockClock) -> None:
+async def test_timeout_not_in_retry_on_is_final(clock: MockClock) -> None:
     async with open_scheduler() as sched:
         t = sched.submit(sleeper(5), timeout=1, retry=RetryPolicy(retry_on=(KeyError,)))
     assert t.status is TaskStatus.TIMEOUT and t.attempts == 1
 
 
-async def test_a_task_that_succeeds_on_retry_completes(clock: trio.testing.MockClock) -> None:
+async def test_a_task_that_succeeds_on_retry_completes(clock: MockClock) -> None:
     calls = 0
 
     async def flaky() -> str:
@@ -319,13 +324,13 @@ async def test_a_task_that_succeeds_on_retry_completes(clock: trio.testing.MockC
     assert sched.stats().retries == 2
 
 
-async def test_errors_outside_retry_on_fail_at_once(clock: trio.testing.MockClock) -> None:
+async def test_errors_outside_retry_on_fail_at_once(clock: MockClock) -> None:
     async with open_scheduler() as sched:
         h = sched.submit(boom, retry=RetryPolicy(max_retries=5, retry_on=(KeyError,)))
     assert h.status is TaskStatus.FAILED and h.attempts == 1
 
 
-async def test_a_retry_delay_holds_no_worker_slot(clock: trio.testing.MockClock) -> None:
+async def test_a_retry_delay_holds_no_worker_slot(clock: MockClock) -> None:
     """While the failed task waits out 10 s, the only slot runs other work."""
     start = trio.current_time()
     ran_at: list[float] = []
@@ -345,7 +350,7 @@ async def test_a_retry_delay_holds_no_worker_slot(clock: trio.testing.MockClock)
     assert trio.current_time() - start == 10.0
 
 
-async def test_retry_goes_behind_equal_priorities_already_queued(clock: trio.testing.MockClock) -> None:
+async def test_retry_goes_behind_equal_priorities_already_queued(clock: MockClock) -> None:
     order: list[str] = []
     calls = 0
 
@@ -369,7 +374,7 @@ async def test_retry_goes_behind_equal_priorities_already_queued(clock: trio.tes
     assert order == ["flaky1", "x", "y", "flaky2"]
 
 
-async def test_jittered_delays_stay_in_band(clock: trio.testing.MockClock) -> None:
+async def test_jittered_delays_stay_in_band(clock: MockClock) -> None:
     start = trio.current_time()
     async with open_scheduler() as sched:
         h = sched.submit(boom, retry=RetryPolicy(max_retries=1, delay=4, jitter=0.25))
@@ -380,7 +385,7 @@ async def test_jittered_delays_stay_in_band(clock: trio.testing.MockClock) -> No
 # -- cancellation --------------------------------------------------------------------------
 
 
-async def test_cancel_a_running_task_at_its_next_checkpoint(clock: trio.testing.MockClock) -> None:
+async def test_cancel_a_running_task_at_its_next_checkpoint(clock: MockClock) -> None:
     start = trio.current_time()
     async with open_scheduler() as sched:
         h = sched.submit(sleeper(10))
@@ -396,7 +401,9 @@ async def test_cancel_a_running_task_at_its_next_checkpoint(clock: trio.testing.
     assert trio.current_time() - start == pytest.approx(1.0)
 
 
-async def test_cancel_a_queued_task_ends_it_at_once_and_frees_nothing_it_never_held(clock: trio.testing.MockClock) -> None:
+async def test_cancel_a_queued_task_ends_it_at_once_and_frees_nothing_it_never_held(
+    clock: MockClock,
+) -> None:
     ran: list[int] = []
 
     def marker(n: int):
@@ -416,7 +423,7 @@ async def test_cancel_a_queued_task_ends_it_at_once_and_frees_nothing_it_never_h
     assert ran == [1, 3]
 
 
-async def test_cancel_during_a_retry_delay(clock: trio.testing.MockClock) -> None:
+async def test_cancel_during_a_retry_delay(clock: MockClock) -> None:
     start = trio.current_time()
     async with open_scheduler() as sched:
         h = sched.submit(boom, retry=RetryPolicy(max_retries=3, delay=100))
@@ -428,7 +435,7 @@ async def test_cancel_during_a_retry_delay(clock: trio.testing.MockClock) -> Non
     assert h.attempts == 1
 
 
-async def test_cancel_is_idempotent_and_ignores_finished_tasks(clock: trio.testing.MockClock) -> None:
+async def test_cancel_is_idempotent_and_ignores_finished_tasks(clock: MockClock) -> None:
     async with open_scheduler() as sched:
         h = sched.submit(noop)
         await trio.sleep(1)
@@ -437,7 +444,9 @@ async def test_cancel_is_idempotent_and_ignores_finished_tasks(clock: trio.testi
     assert h.status is TaskStatus.COMPLETED
 
 
-async def test_a_task_that_returns_after_cancel_without_a_checkpoint_is_cancelled(clock: trio.testing.MockClock) -> None:
+async def test_a_task_that_returns_after_cancel_without_a_checkpoint_is_cancelled(
+    clock: MockClock,
+) -> None:
     """cancel() lands between the task's last wait and its return: the attempt is cut."""
     event = trio.Event()
 
@@ -453,7 +462,7 @@ async def test_a_task_that_returns_after_cancel_without_a_checkpoint_is_cancelle
     assert h.status is TaskStatus.CANCELLED and h.result is None
 
 
-async def test_cancelling_from_outside_leaves_nothing_behind(clock: trio.testing.MockClock) -> None:
+async def test_cancelling_from_outside_leaves_nothing_behind(clock: MockClock) -> None:
     start = trio.current_time()
     with trio.move_on_after(5) as outer:
         async with open_scheduler(max_workers=2) as sched:
@@ -472,7 +481,9 @@ async def test_cancelling_from_outside_leaves_nothing_behind(clock: trio.testing
         sched.submit(noop)
 
 
-async def test_the_body_exception_propagates_as_itself_after_cancelling_tasks(clock: trio.testing.MockClock) -> None:
+async def test_the_body_exception_propagates_as_itself_after_cancelling_tasks(
+    clock: MockClock,
+) -> None:
     start = trio.current_time()
     with pytest.raises(KeyError, match="body") as info:
         async with open_scheduler() as sched:
@@ -484,7 +495,7 @@ async def test_the_body_exception_propagates_as_itself_after_cancelling_tasks(cl
     assert trio.current_time() - start == 1.0
 
 
-async def test_wait_inside_the_block_and_from_outside(clock: trio.testing.MockClock) -> None:
+async def test_wait_inside_the_block_and_from_outside(clock: MockClock) -> None:
     start = trio.current_time()
     async with open_scheduler() as sched:
         a = sched.submit(sleeper(2, "A"))
@@ -498,7 +509,7 @@ async def test_wait_inside_the_block_and_from_outside(clock: trio.testing.MockCl
     assert await a.wait() == "A"  # already finished: returns at once (after a checkpoint)
 
 
-async def test_a_task_awaiting_another_tasks_wait_works_when_slots_allow(clock: trio.testing.MockClock) -> None:
+async def test_a_task_awaiting_another_tasks_wait_works_when_slots_allow(clock: MockClock) -> None:
     async with open_scheduler(max_workers=2) as sched:
         a = sched.submit(sleeper(1, "A"))
 
@@ -512,7 +523,7 @@ async def test_a_task_awaiting_another_tasks_wait_works_when_slots_allow(clock: 
 # -- raise_on_failure ----------------------------------------------------------------------
 
 
-async def test_raise_on_failure_groups_one_task_failed_per_failed_task(clock: trio.testing.MockClock) -> None:
+async def test_raise_on_failure_groups_one_task_failed_per_failed_task(clock: MockClock) -> None:
     with pytest.RaisesGroup(
         pytest.RaisesExc(TaskFailed, match="'f'"),
         pytest.RaisesExc(TaskFailed, match="'t'"),
@@ -525,7 +536,7 @@ async def test_raise_on_failure_groups_one_task_failed_per_failed_task(clock: tr
     assert causes == {RuntimeError, TimeoutError}
 
 
-async def test_raise_on_failure_is_quiet_when_everything_completes(clock: trio.testing.MockClock) -> None:
+async def test_raise_on_failure_is_quiet_when_everything_completes(clock: MockClock) -> None:
     async with open_scheduler(raise_on_failure=True) as sched:
         sched.submit(noop)
     assert sched.stats().completed == 1
@@ -534,7 +545,7 @@ async def test_raise_on_failure_is_quiet_when_everything_completes(clock: trio.t
 # -- events --------------------------------------------------------------------------------
 
 
-async def test_events_one_per_status_change_in_order(clock: trio.testing.MockClock) -> None:
+async def test_events_one_per_status_change_in_order(clock: MockClock) -> None:
     start = trio.current_time()
     async with open_scheduler() as sched:
         events = sched.subscribe()
@@ -555,7 +566,7 @@ async def test_events_one_per_status_change_in_order(clock: trio.testing.MockClo
     ]
 
 
-async def test_a_slow_subscriber_stalls_nothing_and_loses_nothing(clock: trio.testing.MockClock) -> None:
+async def test_a_slow_subscriber_stalls_nothing_and_loses_nothing(clock: MockClock) -> None:
     start = trio.current_time()
     async with open_scheduler(max_workers=10) as sched:
         events = sched.subscribe()
@@ -567,7 +578,7 @@ async def test_a_slow_subscriber_stalls_nothing_and_loses_nothing(clock: trio.te
     assert all(isinstance(e, TaskEvent) for e in received)
 
 
-async def test_a_subscriber_that_leaves_is_dropped(clock: trio.testing.MockClock) -> None:
+async def test_a_subscriber_that_leaves_is_dropped(clock: MockClock) -> None:
     async with open_scheduler() as sched:
         events = sched.subscribe()
         events.close()
@@ -575,7 +586,7 @@ async def test_a_subscriber_that_leaves_is_dropped(clock: trio.testing.MockClock
     assert sched.stats().completed == 1
 
 
-async def test_subscribing_after_the_end_gives_an_ended_stream(clock: trio.testing.MockClock) -> None:
+async def test_subscribing_after_the_end_gives_an_ended_stream(clock: MockClock) -> None:
     async with open_scheduler() as sched:
         pass
     assert [event async for event in sched.subscribe()] == []
@@ -584,7 +595,7 @@ async def test_subscribing_after_the_end_gives_an_ended_stream(clock: trio.testi
 # -- threads and nested submission -----------------------------------------------------------
 
 
-async def test_plain_functions_run_in_a_worker_thread(clock: trio.testing.MockClock) -> None:
+async def test_plain_functions_run_in_a_worker_thread(clock: MockClock) -> None:
     main_thread = threading.get_ident()
 
     def blocking(x: int) -> tuple[int, bool]:
@@ -595,7 +606,7 @@ async def test_plain_functions_run_in_a_worker_thread(clock: trio.testing.MockCl
     assert h.result == (42, True)
 
 
-async def test_a_thread_that_overruns_its_timeout_ends_timeout(clock: trio.testing.MockClock) -> None:
+async def test_a_thread_that_overruns_its_timeout_ends_timeout(clock: MockClock) -> None:
     def slow() -> str:
         time.sleep(0.05)
         return "too late"
@@ -606,7 +617,7 @@ async def test_a_thread_that_overruns_its_timeout_ends_timeout(clock: trio.testi
     assert h.status is TaskStatus.TIMEOUT and h.result is None
 
 
-async def test_submit_from_inside_a_running_task(clock: trio.testing.MockClock) -> None:
+async def test_submit_from_inside_a_running_task(clock: MockClock) -> None:
     async with open_scheduler() as sched:
 
         async def parent() -> str:
@@ -640,7 +651,7 @@ async def test_submit_from_inside_a_running_task(clock: trio.testing.MockClock) 
     ],
 )
 async def test_bad_input_fails_at_submit_with_nothing_scheduled(
-    kwargs: dict, error: type[Exception], message: str, clock: trio.testing.MockClock
+    kwargs: dict, error: type[Exception], message: str, clock: MockClock
 ) -> None:
     async with open_scheduler() as sched:
         sched.submit(noop, id="taken")
@@ -652,7 +663,7 @@ async def test_bad_input_fails_at_submit_with_nothing_scheduled(
         assert list(sched.tasks) == ["taken"]
 
 
-async def test_trioflow_errors_share_a_base(clock: trio.testing.MockClock) -> None:
+async def test_trioflow_errors_share_a_base(clock: MockClock) -> None:
     for exc_type in (
         DuplicateTaskError,
         UnknownDependencyError,
@@ -665,7 +676,7 @@ async def test_trioflow_errors_share_a_base(clock: trio.testing.MockClock) -> No
         assert issubclass(exc_type, TrioflowError)
 
 
-async def test_a_handle_from_another_scheduler_is_an_unknown_dependency(clock: trio.testing.MockClock) -> None:
+async def test_a_handle_from_another_scheduler_is_an_unknown_dependency(clock: MockClock) -> None:
     async with open_scheduler() as one, open_scheduler() as two:
         foreign = one.submit(noop)
         with pytest.raises(UnknownDependencyError):
@@ -674,20 +685,20 @@ async def test_a_handle_from_another_scheduler_is_an_unknown_dependency(clock: t
 
 
 @pytest.mark.parametrize(("value", "error"), [(0, ValueError), (-3, ValueError), (2.0, TypeError)])
-async def test_bad_max_workers(value: object, error: type[Exception], clock: trio.testing.MockClock) -> None:
+async def test_bad_max_workers(value: object, error: type[Exception], clock: MockClock) -> None:
     with pytest.raises(error, match="max_workers"):
         async with open_scheduler(max_workers=value):  # type: ignore[arg-type]
             pass
 
 
-async def test_submit_after_the_scheduler_finished(clock: trio.testing.MockClock) -> None:
+async def test_submit_after_the_scheduler_finished(clock: MockClock) -> None:
     async with open_scheduler() as sched:
         pass
     with pytest.raises(SchedulerClosedError):
         sched.submit(noop)
 
 
-async def test_auto_ids_are_unique_and_named_after_the_function(clock: trio.testing.MockClock) -> None:
+async def test_auto_ids_are_unique_and_named_after_the_function(clock: MockClock) -> None:
     async with open_scheduler() as sched:
         a = sched.submit(noop)
         b = sched.submit(noop)
