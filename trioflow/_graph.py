@@ -71,7 +71,7 @@ class DependencyGraph:
         nodes = self._nodes
         if key in nodes:
             raise DuplicateTaskError(key)
-        deps = list(dict.fromkeys(dependencies))
+        deps = list(dict.fromkeys(dependencies)) if dependencies else ()
         for dep in deps:
             if dep not in nodes:
                 raise UnknownDependencyError(key, dep)

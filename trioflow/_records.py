@@ -24,6 +24,10 @@ class TaskStatus(Enum):
     TIMEOUT = "timeout"  # the last attempt timed out
     CANCELLED = "cancelled"
 
+    # Members are singletons compared by identity; hashing them by identity too (in C)
+    # instead of Enum's hash-of-name keeps the per-status-change counters cheap.
+    __hash__ = object.__hash__
+
     @property
     def is_terminal(self) -> bool:
         return self in _TERMINAL

@@ -56,6 +56,9 @@ CHECKPOINT_EVERY: Final = 32
 
 
 def _is_async_callable(fn: Callable[..., Any]) -> bool:
+    code = getattr(fn, "__code__", None)
+    if code is not None:  # a plain function: the fast path, once per submit
+        return bool(code.co_flags & inspect.CO_COROUTINE)
     while isinstance(fn, functools.partial):
         fn = fn.func
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
@@ -197,6 +200,7 @@ class Scheduler:
         self._nursery = nursery
         self._max_workers = max_workers
         self._limiter = trio.CapacityLimiter(max_workers)
+        self._workers = 0  # live workers, each holding one limiter token
         self._queue: ReadyQueue[TaskHandle] = ReadyQueue()
         self._graph = DependencyGraph()
         self._tasks: dict[Hashable, TaskHandle] = {}
@@ -204,7 +208,10 @@ class Scheduler:
         self._events: EventFanout[TaskEvent] = EventFanout()
         self._random = random.Random()
         self._closed = False
-        self._started = trio.current_time()
+        # The clock's own bound method: trio.current_time() without the lookups, and still
+        # the run's clock, so a MockClock drives every timestamp.
+        self._now = trio.lowlevel.current_clock().current_time
+        self._started = self._now()
         self._wall_origin = datetime.now(UTC)
         self._finished_at: float | None = None
         self._auto_ids = 0
@@ -292,7 +299,7 @@ class Scheduler:
             for dep in depends_on:
                 deps = self._dependency_id(task_id, dep, deps)
 
-        now = trio.current_time()
+        now = self._now()
         # The graph checks every dependency before it changes anything.
         state, culprit = self._graph.add(task_id, deps or ())
         task = TaskHandle(
@@ -311,12 +318,14 @@ class Scheduler:
         self._tasks[task_id] = task
         if state is NodeState.READY:
             self._counts.add(_PENDING)
-            self._publish(task, None)
+            if self._events:
+                self._publish(task, None)
             self._enqueue(task)
         elif state is NodeState.WAITING:
             task.status = _WAITING
             self._counts.add(_WAITING)
-            self._publish(task, None)
+            if self._events:
+                self._publish(task, None)
         else:
             self._counts.add(_PENDING)
             self._settle(task, _CANCELLED, None, self._dependency_failed(task_id, culprit))
@@ -324,7 +333,7 @@ class Scheduler:
 
     def stats(self) -> SchedulerStats:
         """Counts per status, retries, elapsed time and throughput; O(1)."""
-        end = self._finished_at if self._finished_at is not None else trio.current_time()
+        end = self._finished_at if self._finished_at is not None else self._now()
         return self._counts.snapshot(end - self._started)
 
     def subscribe(self) -> trio.MemoryReceiveChannel[TaskEvent]:
@@ -358,17 +367,15 @@ class Scheduler:
     # -- status changes ---------------------------------------------------------------------
 
     def _publish(self, task: TaskHandle, error: BaseException | None) -> None:
-        if self._events:
-            self._events.publish(
-                TaskEvent(task.id, task.status, task.attempts, trio.current_time(), error)
-            )
+        self._events.publish(TaskEvent(task.id, task.status, task.attempts, self._now(), error))
 
     def _set_status(
         self, task: TaskHandle, status: TaskStatus, error: BaseException | None = None
     ) -> None:
         self._counts.move(task.status, status)
         task.status = status
-        self._publish(task, error)
+        if self._events:
+            self._publish(task, error)
 
     def _settle(
         self, task: TaskHandle, status: TaskStatus, result: Any, error: BaseException | None
@@ -377,7 +384,7 @@ class Scheduler:
         task.result = result
         if error is not None:
             task.error = error
-        task._completed = trio.current_time()
+        task._completed = self._now()
         task._fn = task._args = task._kwargs = None  # let the arguments be collected
         task._scope = None
         self._set_status(task, status, error)
@@ -445,10 +452,10 @@ class Scheduler:
 
     def _enqueue(self, task: TaskHandle) -> None:
         self._queue.push(task, task.priority)
-        limiter = self._limiter
-        if limiter.available_tokens:
+        if self._workers < self._max_workers:
             token = object()
-            limiter.acquire_on_behalf_of_nowait(token)
+            self._limiter.acquire_on_behalf_of_nowait(token)
+            self._workers += 1
             self._nursery.start_soon(self._worker, token)
 
     async def _retry_after(self, task: TaskHandle, delay: float) -> None:
@@ -485,6 +492,7 @@ class Scheduler:
                 if running is not None:
                     self._cut_short(running)
         finally:
+            self._workers -= 1
             self._limiter.release_on_behalf_of(token)
 
     async def _attempt(self, task: TaskHandle, scope: trio.CancelScope) -> None:
@@ -495,14 +503,14 @@ class Scheduler:
         """
         task.attempts += 1
         if task.attempts == 1:
-            task._started = trio.current_time()
+            task._started = self._now()
         else:
             self._counts.retries += 1
         task._scope = scope
         self._set_status(task, _RUNNING)
         timeout = task._timeout
         if timeout is not None:
-            scope.deadline = trio.current_time() + timeout
+            scope.deadline = self._now() + timeout
         args = task._args
         kwargs = task._kwargs
         if task._data_deps:
@@ -520,14 +528,16 @@ class Scheduler:
                 if inspect.isawaitable(value):
                     value = await value  # an async callable that inspect could not recognise
         except Exception as exc:
-            scope.deadline = math.inf
+            if timeout is not None:
+                scope.deadline = math.inf
             task._scope = None
             if task._cancel_requested or (timeout is not None and scope.cancel_called):
                 self._cut_short(task)
             else:
                 self._attempt_failed(task, exc, _FAILED)
         else:
-            scope.deadline = math.inf
+            if timeout is not None:
+                scope.deadline = math.inf
             task._scope = None
             if task._cancel_requested or (timeout is not None and scope.cancel_called):
                 # It returned, but only after its deadline passed or cancel() was called
@@ -550,7 +560,7 @@ class Scheduler:
                     task._cancel_requested = True
                     self._graph.mark_failed(task.id)
                     self._settle(task, _CANCELLED, None, None)
-        self._finished_at = trio.current_time()
+        self._finished_at = self._now()
         self._events.close()
 
     def _failures(self) -> list[TaskFailed]:

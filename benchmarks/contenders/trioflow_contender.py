@@ -1,0 +1,111 @@
+"""trioflow itself."""
+
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+
+import trio
+
+from trioflow import RetryPolicy, open_scheduler
+
+NAME = "trioflow"
+
+
+async def _noop(*args: object) -> None:
+    return None
+
+
+def independent(n: int, workers: int) -> float:
+    async def main() -> None:
+        async with open_scheduler(max_workers=workers) as sched:
+            submit = sched.submit
+            for _ in range(n):
+                submit(_noop)
+
+    start = time.perf_counter()
+    trio.run(main)
+    return time.perf_counter() - start
+
+
+def chain(n: int) -> float:
+    async def main() -> None:
+        async with open_scheduler(max_workers=1) as sched:
+            previous = sched.submit(_noop)
+            for _ in range(n - 1):
+                previous = sched.submit(_noop, previous)
+
+    start = time.perf_counter()
+    trio.run(main)
+    return time.perf_counter() - start
+
+
+def dag(layers: list[list[list[int]]], duration: float, workers: int) -> float:
+    def sleeper():
+        async def run(*args: object) -> None:
+            await trio.sleep(duration)
+
+        return run
+
+    async def main() -> None:
+        async with open_scheduler(max_workers=workers) as sched:
+            previous: list = []
+            for layer in layers:
+                current = [sched.submit(sleeper(), *(previous[d] for d in deps)) for deps in layer]
+                previous = current
+
+    start = time.perf_counter()
+    trio.run(main)
+    return time.perf_counter() - start
+
+
+def failure_mix(
+    specs: list[tuple[str, int, float]], workers: int, timeout: float, delay: float
+) -> float:
+    """specs: (behaviour, failures before success, duration) per task."""
+
+    def make(behaviour: str, failures: int, duration: float):
+        calls = 0
+
+        async def run() -> None:
+            nonlocal calls
+            calls += 1
+            if calls <= failures:
+                if behaviour == "timeout":
+                    await trio.sleep(timeout * 10)
+                await trio.sleep(duration)
+                raise RuntimeError("planned failure")
+            await trio.sleep(duration)
+
+        return run
+
+    policy = RetryPolicy(max_retries=3, delay=delay, backoff=2.0)
+
+    async def main() -> None:
+        async with open_scheduler(max_workers=workers) as sched:
+            for behaviour, failures, duration in specs:
+                sched.submit(make(behaviour, failures, duration), timeout=timeout, retry=policy)
+
+    start = time.perf_counter()
+    trio.run(main)
+    return time.perf_counter() - start
+
+
+def queued_memory(n: int) -> float:
+    result: list[float] = []
+
+    async def main() -> None:
+        async with open_scheduler(max_workers=1) as sched:
+            gc.collect()
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+            submit = sched.submit
+            for _ in range(n):
+                submit(_noop)
+            after = tracemalloc.get_traced_memory()[0]
+            tracemalloc.stop()
+            result.append((after - before) / n)
+
+    trio.run(main)
+    return result[0]
