@@ -4,46 +4,26 @@ Public names only; the implementation lives in private modules.
 """
 
 from ._errors import (
+    AgentUnavailableError as AgentUnavailableError,
     CycleError as CycleError,
-)
-from ._errors import (
     DependencyFailed as DependencyFailed,
-)
-from ._errors import (
     DuplicateTaskError as DuplicateTaskError,
-)
-from ._errors import (
     NoCapableAgentError as NoCapableAgentError,
-)
-from ._errors import (
     SchedulerClosedError as SchedulerClosedError,
-)
-from ._errors import (
     TaskFailed as TaskFailed,
-)
-from ._errors import (
     TrioflowError as TrioflowError,
-)
-from ._errors import (
+    UnknownAgentError as UnknownAgentError,
     UnknownDependencyError as UnknownDependencyError,
 )
 from ._records import (
     SchedulerStats as SchedulerStats,
-)
-from ._records import (
     TaskEvent as TaskEvent,
-)
-from ._records import (
     TaskStatus as TaskStatus,
 )
 from ._retry import RetryPolicy as RetryPolicy
 from ._scheduler import (
     Scheduler as Scheduler,
-)
-from ._scheduler import (
     TaskHandle as TaskHandle,
-)
-from ._scheduler import (
     open_scheduler as open_scheduler,
 )
 

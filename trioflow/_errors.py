@@ -92,3 +92,19 @@ class NoCapableAgentError(TrioflowError, LookupError):
     def __init__(self, capability: Hashable) -> None:
         super().__init__(f"no registered agent has capability {capability!r}")
         self.capability = capability
+
+
+class UnknownAgentError(TrioflowError, LookupError):
+    """A message was addressed to an agent id that is not registered."""
+
+    def __init__(self, agent_id: Hashable) -> None:
+        super().__init__(f"no agent with id {agent_id!r} is registered")
+        self.agent_id = agent_id
+
+
+class AgentUnavailableError(TrioflowError):
+    """A message was addressed to an agent that is offline."""
+
+    def __init__(self, agent_id: Hashable) -> None:
+        super().__init__(f"agent {agent_id!r} is offline")
+        self.agent_id = agent_id

@@ -7,8 +7,7 @@ from typing import Any
 import attrs
 import trio
 import trio.testing
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from trioflow import DependencyFailed, RetryPolicy, TaskStatus, open_scheduler
 

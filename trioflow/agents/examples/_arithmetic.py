@@ -1,0 +1,98 @@
+"""Safe arithmetic: evaluate ``+ - * / // % **``, parentheses and numbers, never ``eval``.
+
+The expression is parsed with :mod:`ast` and walked with an allow-list of node types. Names,
+calls, attributes, subscripts, comparisons, strings and everything else are refused before
+anything is computed. Sizes are bounded up front, so no input can make it compute a huge
+number: the text length, the number of nodes, the size of integer results (checked *before*
+each multiplication or power) and float overflow.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable
+
+MAX_LENGTH = 200
+MAX_NODES = 100
+MAX_INT_BITS = 4096  # about 1233 decimal digits
+
+_BINARY: dict[type[ast.operator], Callable[[float, float], float]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_UNARY: dict[type[ast.unaryop], Callable[[float], float]] = {
+    ast.UAdd: operator.pos,
+    ast.USub: operator.neg,
+}
+
+
+class CalculationError(ValueError):
+    """The expression is not plain arithmetic, is too large, or cannot be computed."""
+
+
+def evaluate(expression: str) -> int | float:
+    """The value of an arithmetic expression.
+
+    Raises:
+        CalculationError: anything but numbers, ``+ - * / // % **`` and parentheses; input
+            over :data:`MAX_LENGTH` characters or :data:`MAX_NODES` nodes; a result over
+            :data:`MAX_INT_BITS` bits or a float overflow; division by zero.
+    """
+    if not isinstance(expression, str):
+        raise CalculationError(f"expression must be a string, got {type(expression).__name__}")
+    if len(expression) > MAX_LENGTH:
+        raise CalculationError(f"expression longer than {MAX_LENGTH} characters")
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise CalculationError(f"not an arithmetic expression: {exc.msg}") from None
+    nodes = sum(1 for _ in ast.walk(tree))
+    if nodes > MAX_NODES:
+        raise CalculationError(f"expression has more than {MAX_NODES} parts")
+    return _value(tree.body)
+
+
+def _value(node: ast.expr) -> int | float:
+    if isinstance(node, ast.Constant):
+        if type(node.value) in (int, float):
+            return node.value
+        raise CalculationError(f"only numbers are allowed, not {node.value!r}")
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](_value(node.operand))
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _value(node.left), _value(node.right)
+        _check_size(node.op, left, right)
+        try:
+            result = _BINARY[type(node.op)](left, right)
+        except ZeroDivisionError:
+            raise CalculationError("division by zero") from None
+        except OverflowError:
+            raise CalculationError("result too large") from None
+        if isinstance(result, complex):
+            raise CalculationError("result is not a real number")
+        if isinstance(result, float) and not math.isfinite(result):
+            raise CalculationError("result too large")
+        return result
+    raise CalculationError(f"{type(node).__name__} is not allowed in arithmetic")
+
+
+def _bits(value: int | float) -> int:
+    return abs(int(value)).bit_length() if isinstance(value, int) else 0
+
+
+def _check_size(op: ast.operator, left: int | float, right: int | float) -> None:
+    """Refuse integer results that would exceed MAX_INT_BITS, before computing them."""
+    if isinstance(op, ast.Mult) and _bits(left) + _bits(right) > MAX_INT_BITS:
+        raise CalculationError("result too large")
+    if isinstance(op, ast.Pow) and isinstance(left, int) and isinstance(right, int):
+        if right > 0 and abs(left) > 1 and _bits(left) * right > MAX_INT_BITS + _bits(left):
+            raise CalculationError("result too large")
+        if right < 0 and left == 0:
+            raise CalculationError("division by zero")
