@@ -20,6 +20,7 @@ import trio
 
 from .._errors import (
     AgentUnavailableError,
+    NoCapableAgentError,
     SchedulerClosedError,
     TaskFailed,
     UnknownAgentError,
@@ -269,7 +270,9 @@ class Coordinator:
         """
         payloads = list(tasks)
         for payload in payloads:
-            self._check_task(payload)
+            capability = self._check_task(payload)
+            if not self._dispatch.is_known_capability(capability):
+                raise NoCapableAgentError(capability)
         handles = [self._submit(payload, None) for payload in payloads]
         batch = _Batch(sum(not h.done for h in handles))
         for handle in handles:
@@ -633,6 +636,9 @@ async def open_coordinator(
         )
     if task_timeout is not None:
         task_timeout = _positive("task_timeout", task_timeout)
+    for name, value in (("max_attempts", max_attempts), ("inbox_size", inbox_size)):
+        if type(value) is not int or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     if restart is not None and not isinstance(restart, RestartPolicy):
         raise TypeError(f"restart must be a RestartPolicy or None, got {restart!r}")
     body_error: BaseException | None = None

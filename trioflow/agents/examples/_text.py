@@ -13,7 +13,7 @@ from typing import Any
 _WORD = re.compile(r"[a-z0-9]+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _STOPWORDS = frozenset(
-    [
+    {
         "a",
         "an",
         "and",
@@ -47,7 +47,7 @@ _STOPWORDS = frozenset(
         "where",
         "which",
         "with",
-    ]
+    }
 )
 
 

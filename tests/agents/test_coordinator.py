@@ -1,0 +1,539 @@
+"""open_coordinator and Agent through the public API, on the autojump clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from trio.testing import MockClock
+
+from trioflow import NoCapableAgentError, SchedulerClosedError, TaskFailed
+from trioflow.agents import (
+    Agent,
+    AgentCapability,
+    AgentGone,
+    AgentUnavailableError,
+    AssignmentStatus,
+    Message,
+    MessageType,
+    RestartPolicy,
+    UnknownAgentError,
+    open_coordinator,
+)
+from trioflow.agents.examples import CalculatorAgent, SearchAgent
+
+SEARCH = AgentCapability.SEARCH
+CALCULATE = AgentCapability.CALCULATE
+
+
+class Worker(Agent):
+    """Records what it processed; ``seconds`` of work per task."""
+
+    def __init__(self, agent_id: str, seconds: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(agent_id, {"work"}, **kwargs)
+        self.seconds = seconds
+        self.done: list[Any] = []
+
+    async def process_task(self, task: Any) -> Any:
+        await trio.sleep(self.seconds)
+        self.done.append(task["n"])
+        return (self.id, task["n"])
+
+
+class Crasher(Worker):
+    async def process_task(self, task: Any) -> Any:
+        await trio.sleep(self.seconds)
+        raise RuntimeError(f"{self.id} crashed")
+
+
+class Hanger(Worker):
+    """Its heartbeat blocks forever from ``hang_at`` on (virtual seconds)."""
+
+    def __init__(self, agent_id: str, hang_at: float, **kwargs: Any) -> None:
+        super().__init__(agent_id, **kwargs)
+        self.hang_at = hang_at
+        self.start = trio.current_time()
+
+    async def heartbeat(self) -> None:
+        if trio.current_time() - self.start >= self.hang_at:
+            await trio.sleep_forever()
+
+
+def work(n: int) -> dict[str, Any]:
+    return {"type": "work", "n": n}
+
+
+# -- the seed scenario --
+
+
+async def test_seed_scenario(autojump_clock: MockClock) -> None:
+    start = trio.current_time()
+    async with open_coordinator(heartbeat_interval=0.5, heartbeat_timeout=1.5) as coord:
+        for agent in (
+            SearchAgent("search-1", latency=1),
+            SearchAgent("search-2", latency=1),
+            CalculatorAgent("calc-1", latency=0.5),
+        ):
+            await agent.connect(coord)
+        assert [a.id for a in coord.find_agents(SEARCH)] == ["search-1", "search-2"]
+        results = await coord.run_all(
+            [
+                {"type": SEARCH, "query": "Python async"},
+                {"type": CALCULATE, "expression": "10 + 20"},
+                {"type": SEARCH, "query": "LangChain"},
+            ]
+        )
+        assert trio.current_time() - start == 1.0  # both searches ran side by side
+    assert results[0]["results"][0]["title"] == "Python async and await"
+    assert results[1] == {"expression": "10 + 20", "result": 30}
+    assert results[2]["results"][0]["title"] == "LangChain"
+    agents = coord.agents
+    assert {a.id: a.tasks_completed for a in agents.values()} == {
+        "search-1": 1,
+        "search-2": 1,
+        "calc-1": 1,
+    }
+    stats = coord.stats()
+    assert (stats.submitted, stats.completed, stats.failed, stats.reassigned) == (3, 3, 0, 0)
+
+
+# -- load balancing --
+
+
+async def test_load_is_balanced_across_capable_agents(autojump_clock: MockClock) -> None:
+    start = trio.current_time()
+    a, b = Worker("a"), Worker("b")
+    async with open_coordinator() as coord:
+        await a.connect(coord)
+        await b.connect(coord)
+        handles = [coord.submit(work(n)) for n in range(10)]
+    assert trio.current_time() - start == 5.0
+    assert len(a.done) == len(b.done) == 5
+    assert sorted(a.done + b.done) == list(range(10))
+    assert all(h.attempts == 1 for h in handles)
+
+
+async def test_concurrency_lets_an_agent_take_several_tasks(autojump_clock: MockClock) -> None:
+    start = trio.current_time()
+    wide = Worker("wide", concurrency=4)
+    async with open_coordinator() as coord:
+        await wide.connect(coord)
+        for n in range(8):
+            coord.submit(work(n))
+        await trio.sleep(0.5)
+        assert coord.agents["wide"].in_flight == 4
+        assert coord.agents["wide"].status == "busy"
+        assert coord.stats().queued == 4
+    assert trio.current_time() - start == 2.0
+
+
+# -- heartbeats and failover --
+
+
+async def test_a_hung_agent_is_detected_and_its_task_finished_elsewhere_once(
+    autojump_clock: MockClock,
+) -> None:
+    start = trio.current_time()
+    hanger = Hanger("hanger", hang_at=0.5, seconds=10)
+    spare = Worker("spare", seconds=1)
+    async with open_coordinator(heartbeat_interval=0.5, heartbeat_timeout=1.5) as coord:
+        await hanger.connect(coord)
+        handle = coord.submit(work(1))
+        assert handle.agent_id == "hanger"
+        await spare.connect(coord)
+        result = await handle.wait()
+        detected = trio.current_time() - start
+    # last heartbeat at 0.0; the 0.5 one hangs: offline at 0.0 + 1.5 <= hang + timeout + interval
+    assert detected == pytest.approx(1.5 + 1.0)
+    assert result == ("spare", 1)
+    assert (handle.attempts, handle.agent_id, handle.status) == (
+        2,
+        "spare",
+        AssignmentStatus.COMPLETED,
+    )
+    assert hanger.done == [] and spare.done == [1]
+    assert coord.agents["hanger"].status == "offline"
+    stats = coord.stats()
+    assert (stats.heartbeats_missed, stats.reassigned, stats.completed) == (1, 1, 1)
+
+
+async def test_a_late_result_from_an_offline_agent_is_discarded(autojump_clock: MockClock) -> None:
+    """The silent agent shields its work from cancellation and reports at t=10: too late."""
+
+    class Stubborn(Hanger):
+        async def process_task(self, task: Any) -> Any:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(10)
+            return "late"
+
+    stubborn = Stubborn("stubborn", hang_at=0.5)
+    spare = Worker("spare", seconds=1)
+    async with open_coordinator(heartbeat_interval=0.5, heartbeat_timeout=1.5) as coord:
+        await stubborn.connect(coord)
+        handle = coord.submit(work(7))
+        await spare.connect(coord)
+        await trio.sleep(20)  # the stubborn agent's report arrives meanwhile
+    assert handle.result == ("spare", 7)
+    assert coord.stats().completed == 1
+    assert coord.stats().stale_results == 1
+
+
+async def test_a_crash_is_retried_on_a_different_agent(autojump_clock: MockClock) -> None:
+    crasher, worker = Crasher("crasher"), Worker("worker")
+    async with open_coordinator() as coord:
+        await crasher.connect(coord)
+        await worker.connect(coord)
+        busy = coord.submit(work(0))  # crasher: idle longest
+        other = coord.submit(work(1))
+    assert busy.result == ("worker", 0)
+    assert busy.attempts == 2
+    assert isinstance(busy.errors[0], RuntimeError)
+    assert other.result == ("worker", 1)
+
+
+async def test_all_attempts_fail_with_every_error(autojump_clock: MockClock) -> None:
+    async with open_coordinator(max_attempts=3) as coord:
+        for name in ("c1", "c2"):
+            await Crasher(name).connect(coord)
+        handle = coord.submit(work(0))
+        with pytest.raises(TaskFailed) as info:
+            await handle.wait()
+    assert handle.status is AssignmentStatus.FAILED
+    assert len(info.value.errors) == 3
+    assert [str(e) for e in info.value.errors] == ["c1 crashed", "c2 crashed", "c1 crashed"]
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+async def test_a_crash_of_the_agent_loop_takes_it_offline(autojump_clock: MockClock) -> None:
+    class BadListener(Worker):
+        async def on_message(self, message: Message) -> None:
+            raise ValueError("cannot handle messages")
+
+    bad, good, sender = BadListener("bad", seconds=5), Worker("good"), Worker("sender")
+    async with open_coordinator() as coord:
+        await bad.connect(coord)
+        handle = coord.submit(work(1))
+        await good.connect(coord)
+        await sender.connect(coord)
+        await sender.send_message(Message(MessageType.AGENT_STATUS, "sender", "bad", "hi"))
+        result = await handle.wait()
+    assert result == ("good", 1)
+    assert coord.agents["bad"].status == "offline"
+    assert isinstance(handle.errors[0], AgentGone)
+    assert isinstance(handle.errors[0].__cause__, ExceptionGroup)
+
+
+async def test_task_timeout_fails_the_attempt(autojump_clock: MockClock) -> None:
+    slow, fast = Worker("slow", seconds=100), Worker("fast", seconds=1)
+    async with open_coordinator(task_timeout=5) as coord:
+        await slow.connect(coord)
+        handle = coord.submit(work(3))
+        await fast.connect(coord)
+    assert handle.result == ("fast", 3)
+    assert isinstance(handle.errors[0], TimeoutError)
+
+
+# -- queueing --
+
+
+async def test_no_capable_agent_fails_at_submit(autojump_clock: MockClock) -> None:
+    async with open_coordinator() as coord:
+        await Worker("w").connect(coord)
+        with pytest.raises(NoCapableAgentError):
+            coord.submit({"type": AgentCapability.TRANSLATE, "text": "hi"})
+        with pytest.raises(NoCapableAgentError):
+            await coord.run_all([work(1), {"type": "nobody"}])
+        assert coord.stats().submitted == 0  # run_all checks every task first
+
+
+async def test_work_waits_while_every_capable_agent_is_offline(autojump_clock: MockClock) -> None:
+    start = trio.current_time()
+    async with open_coordinator(heartbeat_interval=0.5, heartbeat_timeout=1.5) as coord:
+        hanger = Hanger("hanger", hang_at=0.0)
+        await hanger.connect(coord)
+        await trio.sleep(2)
+        assert coord.agents["hanger"].status == "offline"
+        handle = coord.submit(work(1))
+        assert handle.status is AssignmentStatus.QUEUED
+        await trio.sleep(3)
+        assert handle.status is AssignmentStatus.QUEUED
+        await Worker("late").connect(coord)
+    assert handle.result == ("late", 1)
+    assert trio.current_time() - start == 6.0
+
+
+async def test_leaving_the_block_fails_work_no_agent_can_ever_run(
+    autojump_clock: MockClock,
+) -> None:
+    async with open_coordinator(heartbeat_interval=0.5, heartbeat_timeout=1.5) as coord:
+        await Hanger("hanger", hang_at=0.0).connect(coord)
+        await trio.sleep(2)
+        handle = coord.submit(work(1))
+    assert handle.status is AssignmentStatus.FAILED
+    assert "no online agent" in str(handle.error)
+
+
+# -- restarts --
+
+
+async def test_a_restart_policy_brings_a_silent_agent_back(autojump_clock: MockClock) -> None:
+    class HangsOnce(Worker):
+        hung = False
+
+        async def heartbeat(self) -> None:
+            if not self.hung and trio.current_time() - start >= 1:
+                self.hung = True
+                await trio.sleep_forever()
+
+    start = trio.current_time()
+    agent = HangsOnce("flaky")
+    policy = RestartPolicy(max_restarts=2, period=60, delay=2.0)
+    settings = {"heartbeat_interval": 1, "heartbeat_timeout": 3, "restart": policy}
+    async with open_coordinator(**settings) as coord:
+        await agent.connect(coord)
+        await trio.sleep(3.5)
+        assert coord.agents["flaky"].status == "offline"  # silent since 0.0, offline at 3.0
+        await trio.sleep(2)
+        assert coord.agents["flaky"].status == "idle"  # restarted at 5.0
+        assert await coord.submit(work(1)).wait() == ("flaky", 1)
+    assert coord.stats().restarts == 1
+
+
+async def test_restart_intensity_is_bounded(autojump_clock: MockClock) -> None:
+    class AlwaysBroken(Worker):
+        async def heartbeat(self) -> None:
+            raise OSError("broken")
+
+    policy = RestartPolicy(max_restarts=3, period=100, delay=1, backoff=2)
+    start = trio.current_time()
+    async with open_coordinator(restart=policy) as coord:
+        events = coord.subscribe()
+        await AlwaysBroken("b").connect(coord)
+        await trio.sleep(50)
+    restarts = [e.at - start async for e in events if e.kind == "agent_restarted"]
+    assert restarts == [1.0, 3.0, 7.0]  # delays 1, 2, 4; then it stays offline
+    assert coord.agents["b"].status == "offline"
+
+
+# -- messages and delegation --
+
+
+class Listener(Worker):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(agent_id)
+        self.inbox: list[Message] = []
+
+    async def on_message(self, message: Message) -> None:
+        self.inbox.append(message)
+
+
+async def test_direct_messages_reach_on_message(autojump_clock: MockClock) -> None:
+    alice, bob = Listener("alice"), Listener("bob")
+    async with open_coordinator() as coord:
+        await alice.connect(coord)
+        await bob.connect(coord)
+        message = Message(MessageType.AGENT_STATUS, "alice", "bob", {"load": 0})
+        await alice.send_message(message)
+        await trio.testing.wait_all_tasks_blocked()
+        assert bob.inbox == [message]
+        assert message.timestamp == trio.current_time()
+        with pytest.raises(UnknownAgentError, match="'carol'"):
+            await alice.send_message(Message(MessageType.HEARTBEAT, "alice", "carol"))
+
+
+async def test_a_message_to_an_offline_agent_is_an_error(autojump_clock: MockClock) -> None:
+    alice = Listener("alice")
+    async with open_coordinator(heartbeat_interval=0.5, heartbeat_timeout=1.5) as coord:
+        await alice.connect(coord)
+        await Hanger("gone", hang_at=0).connect(coord)
+        await trio.sleep(2)
+        with pytest.raises(AgentUnavailableError):
+            await alice.send_message(Message(MessageType.HEARTBEAT, "alice", "gone"))
+
+
+async def test_delegation_with_request(autojump_clock: MockClock) -> None:
+    class Planner(Agent):
+        def __init__(self) -> None:
+            super().__init__("planner", {"plan"})
+
+        async def process_task(self, task: Any) -> Any:
+            total = await self.request(CALCULATE, {"expression": task["sum"]})
+            found = await self.request(SEARCH, {"query": "trio nursery"})
+            return total["result"], found["results"][0]["title"]
+
+    async with open_coordinator() as coord:
+        for agent in (Planner(), CalculatorAgent("calc"), SearchAgent("search")):
+            await agent.connect(coord)
+        result = await coord.submit({"type": "plan", "sum": "2 ** 10 - 24"}).wait()
+    assert result == (1000, "Trio nurseries")
+
+
+async def test_a_request_cancelled_by_its_caller_cancels_the_delegated_task(
+    autojump_clock: MockClock,
+) -> None:
+    class Impatient(Agent):
+        def __init__(self) -> None:
+            super().__init__("impatient", {"ask"})
+
+        async def process_task(self, task: Any) -> Any:
+            with trio.move_on_after(1):
+                return await self.request("work", {"n": 1})
+            return "gave up"
+
+    busy = Worker("busy", seconds=10)
+    async with open_coordinator() as coord:
+        await busy.connect(coord)
+        await Impatient().connect(coord)
+        blocker = coord.submit(work(0))  # keeps "busy" occupied, so the request queues
+        assert await coord.submit({"type": "ask"}).wait() == "gave up"
+        assert coord.stats().cancelled == 1
+    assert busy.done == [0]
+    assert blocker.status is AssignmentStatus.COMPLETED
+
+
+async def test_an_agent_cannot_delegate_to_itself(autojump_clock: MockClock) -> None:
+    class Selfish(Agent):
+        def __init__(self) -> None:
+            super().__init__("selfish", {"x"})
+
+        async def process_task(self, task: Any) -> Any:
+            return await self.request("x", {})
+
+    async with open_coordinator() as coord:
+        await Selfish().connect(coord)
+        handle = coord.submit({"type": "x"})
+        with pytest.raises(TaskFailed):
+            await handle.wait()
+    assert all(isinstance(e, NoCapableAgentError) for e in handle.errors)
+
+
+# -- leaving --
+
+
+async def test_disconnect_finishes_running_work_and_leaves(autojump_clock: MockClock) -> None:
+    start = trio.current_time()
+    leaving, staying = Worker("leaving", seconds=2), Worker("staying", seconds=2)
+    async with open_coordinator() as coord:
+        await leaving.connect(coord)
+        await staying.connect(coord)
+        handles = [coord.submit(work(n)) for n in range(4)]
+        await trio.sleep(1)
+        await leaving.disconnect()
+        assert trio.current_time() - start == 2.0  # waited for its running task
+        assert coord.agents["leaving"].status == "offline"
+    assert leaving.done == [0]
+    assert staying.done == [1, 2, 3]
+    assert all(h.attempts == 1 for h in handles)
+
+
+async def test_the_body_exception_propagates_and_unfinished_tasks_fail(
+    autojump_clock: MockClock,
+) -> None:
+    with pytest.raises(KeyError) as info:
+        async with open_coordinator() as coord:
+            await Worker("w", seconds=100).connect(coord)
+            handle = coord.submit(work(1))
+            await trio.sleep(1)
+            raise KeyError("body")
+    assert type(info.value) is KeyError
+    with pytest.raises(TaskFailed):
+        await handle.wait()
+    with pytest.raises(SchedulerClosedError):
+        coord.submit(work(2))
+
+
+async def test_cancelling_the_block_cancels_agents_and_fails_tasks(
+    autojump_clock: MockClock,
+) -> None:
+    with trio.move_on_after(5) as scope:
+        async with open_coordinator() as coord:
+            await Worker("w", seconds=100).connect(coord)
+            handle = coord.submit(work(1))
+    assert scope.cancelled_caught
+    assert handle.status is AssignmentStatus.CANCELLED
+
+
+async def test_run_all_raises_a_group_or_returns_failures(autojump_clock: MockClock) -> None:
+    async with open_coordinator(max_attempts=1) as coord:
+        await CalculatorAgent("calc").connect(coord)
+        tasks = [{"type": CALCULATE, "expression": e} for e in ("1 + 1", "__import__('os')")]
+        with pytest.RaisesGroup(TaskFailed):
+            await coord.run_all(tasks)
+        results = await coord.run_all(tasks, return_exceptions=True)
+    assert results[0]["result"] == 2
+    assert isinstance(results[1], TaskFailed)
+
+
+async def test_events_tell_the_story(autojump_clock: MockClock) -> None:
+    async with open_coordinator(heartbeat_interval=0.5, heartbeat_timeout=1.5) as coord:
+        events = coord.subscribe()
+        await Hanger("h", hang_at=0.5, seconds=10).connect(coord)
+        handle = coord.submit(work(1))
+        await Worker("w").connect(coord)
+        await handle.wait()
+    kinds = [(e.kind, e.agent_id) async for e in events if e.kind != "stale_result"]
+    assert kinds == [
+        ("agent_online", "h"),
+        ("task_assigned", "h"),
+        ("agent_online", "w"),
+        ("agent_offline", "h"),
+        ("task_assigned", "w"),
+        ("task_completed", "w"),
+    ]
+
+
+# -- bad input --
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"heartbeat_interval": 0}, ValueError, "heartbeat_interval must be > 0"),
+        ({"heartbeat_timeout": -1}, ValueError, "heartbeat_timeout must be > 0"),
+        ({"heartbeat_interval": 2, "heartbeat_timeout": 1}, ValueError, "must be longer"),
+        ({"heartbeat_interval": "1"}, TypeError, "must be a number"),
+        ({"max_attempts": 0}, ValueError, "max_attempts"),
+        ({"task_timeout": 0}, ValueError, "task_timeout must be > 0"),
+        ({"restart": 3}, TypeError, "RestartPolicy"),
+        ({"inbox_size": 0}, ValueError, "inbox_size"),
+    ],
+)
+async def test_bad_coordinator_settings(kwargs: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        async with open_coordinator(**kwargs):
+            pass
+
+
+async def test_bad_tasks_and_agents(autojump_clock: MockClock) -> None:
+    async with open_coordinator() as coord:
+        worker = Worker("w")
+        await worker.connect(coord)
+        with pytest.raises(TypeError, match="mapping"):
+            coord.submit(["work"])  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="'type'"):
+            coord.submit({"n": 1})
+        with pytest.raises(RuntimeError, match="already connected"):
+            await worker.connect(coord)
+        with pytest.raises(ValueError, match="already registered"):
+            await Worker("w").connect(coord)
+        with pytest.raises(TypeError, match="takes a Message"):
+            await worker.send_message("hello")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least one capability"):
+        Agent("x", set())
+    with pytest.raises(TypeError, match="not a string"):
+        Agent("x", "search")
+    with pytest.raises(ValueError, match="concurrency"):
+        Agent("x", {"s"}, concurrency=0)
+    with pytest.raises(TypeError):
+        Message("heartbeat", "a", "b")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="not connected"):
+        await Agent("lonely", {"s"}).send_message(Message(MessageType.HEARTBEAT, "lonely", "x"))
+
+
+async def test_an_agent_without_process_task_fails_its_tasks(autojump_clock: MockClock) -> None:
+    async with open_coordinator(max_attempts=1) as coord:
+        await Agent("bare", {"s"}).connect(coord)
+        handle = coord.submit({"type": "s"})
+    assert isinstance(handle.error, NotImplementedError)
