@@ -11,6 +11,7 @@ from ._errors import (
     NoCapableAgentError as NoCapableAgentError,
     SchedulerClosedError as SchedulerClosedError,
     TaskFailed as TaskFailed,
+    TaskRejected as TaskRejected,
     TrioflowError as TrioflowError,
     UnknownAgentError as UnknownAgentError,
     UnknownDependencyError as UnknownDependencyError,

@@ -23,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     async def run() -> None:
         if args.which in ("scheduler", "all"):
             await _demo.scheduler_demo()
-        if args.which in ("agents", "all") and hasattr(_demo, "agents_demo"):
+        if args.which in ("agents", "all"):
             print()
             await _demo.agents_demo()
 

@@ -69,3 +69,71 @@ async def scheduler_demo(write: Callable[[str], None] = print) -> None:
     write("\n== statistics ==")
     write(f"  {stats.to_dict()}")
     write(f"  wall time {trio.current_time() - start:.2f}s for {stats.total} tasks")
+
+
+async def agents_demo(write: Callable[[str], None] = print) -> None:
+    """The chapter's challenge 2: search and calculator agents under a coordinator, with one
+    search agent whose heartbeat hangs mid-task, so its work is reassigned."""
+    from .agents import AgentCapability, CoordinatorEvent, open_coordinator
+    from .agents.examples import CalculatorAgent, SearchAgent
+
+    class HangingSearchAgent(SearchAgent):
+        """Stops answering heartbeats 0.6 s after it starts."""
+
+        async def heartbeat(self) -> None:
+            if trio.current_time() - start >= 0.6:
+                await trio.sleep_forever()
+            await super().heartbeat()
+
+    async def narrate(events: trio.MemoryReceiveChannel[CoordinatorEvent]) -> None:
+        async with events:
+            async for event in events:
+                if event.kind == "stale_result":
+                    continue
+                who = f" {event.agent_id}" if event.agent_id is not None else ""
+                task = f" task {event.task_id}" if event.task_id is not None else ""
+                attempt = f" attempt {event.attempt}" if event.attempt else ""
+                why = f"  ({event.error})" if event.error is not None else ""
+                write(f"  t={event.at - start:5.2f}s  {event.kind:<15}{who}{task}{attempt}{why}")
+
+    write("== trioflow agents demo: the seed chapter's challenge 2 ==")
+    start = trio.current_time()
+    tasks = [
+        {"type": AgentCapability.SEARCH, "query": "Python async"},
+        {"type": AgentCapability.CALCULATE, "expression": "10 + 20"},
+        {"type": AgentCapability.SEARCH, "query": "LangChain"},
+        {"type": AgentCapability.CALCULATE, "expression": "2 ** 16 // 3"},
+        {"type": AgentCapability.SEARCH, "query": "heartbeat failure detection"},
+        {"type": AgentCapability.CALCULATE, "expression": "__import__('os').system('ls')"},
+    ]
+    async with (
+        trio.open_nursery() as watchers,
+        open_coordinator(heartbeat_interval=0.5, heartbeat_timeout=1.5) as coord,
+    ):
+        watchers.start_soon(narrate, coord.subscribe())
+        for agent in (
+            SearchAgent("search-1", latency=1.0),
+            HangingSearchAgent("search-2", latency=3.0),
+            CalculatorAgent("calc-1", latency=0.5),
+        ):
+            await agent.connect(coord)
+        results = await coord.run_all(tasks, return_exceptions=True)
+    write("\n== results ==")
+    for task, result in zip(tasks, results, strict=True):
+        request = task.get("query") or task.get("expression")
+        if isinstance(result, Exception):
+            shown = f"failed: {result.__cause__}"
+        elif "results" in result:
+            shown = ", ".join(hit["title"] for hit in result["results"]) or "(no match)"
+        else:
+            shown = f"= {result['result']}"
+        write(f"  {task['type'].value:<9} {request!s:<34} {shown}")
+    write("\n== agents ==")
+    for info in coord.agents.values():
+        write(f"  {info.id:<9} {info.status:<8} completed={info.tasks_completed}")
+    stats = coord.stats()
+    write(
+        f"\n  submitted={stats.submitted} completed={stats.completed} failed={stats.failed} "
+        f"reassigned={stats.reassigned} heartbeats_missed={stats.heartbeats_missed}"
+    )
+    write(f"  wall time {trio.current_time() - start:.2f}s")

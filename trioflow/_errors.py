@@ -108,3 +108,8 @@ class AgentUnavailableError(TrioflowError):
     def __init__(self, agent_id: Hashable) -> None:
         super().__init__(f"agent {agent_id!r} is offline")
         self.agent_id = agent_id
+
+
+class TaskRejected(TrioflowError, ValueError):
+    """Raised by an agent's ``process_task`` when the *task* is at fault (bad input, say),
+    not the agent: the task fails at once instead of being retried on another agent."""

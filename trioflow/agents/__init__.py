@@ -7,6 +7,7 @@ from .._errors import (
     AgentUnavailableError as AgentUnavailableError,
     NoCapableAgentError as NoCapableAgentError,
     TaskFailed as TaskFailed,
+    TaskRejected as TaskRejected,
     UnknownAgentError as UnknownAgentError,
 )
 from ._agent import Agent as Agent

@@ -23,6 +23,7 @@ from .._errors import (
     NoCapableAgentError,
     SchedulerClosedError,
     TaskFailed,
+    TaskRejected,
     UnknownAgentError,
 )
 from .._events import EventFanout
@@ -353,6 +354,8 @@ class Coordinator:
         return handle
 
     def _apply(self, outcome: Outcome) -> None:
+        for task in outcome.finished:
+            self._finished(task)
         transport = self._transport
         for assignment in outcome.assignments:
             task = assignment.task
@@ -361,8 +364,6 @@ class Coordinator:
             )
             if self._events:
                 self._publish("task_assigned", assignment.agent_id, task.key, assignment.attempt)
-        for task in outcome.finished:
-            self._finished(task)
 
     def _finished(self, record: TaskRecord) -> None:
         handle: AssignmentHandle = record.owner
@@ -403,9 +404,11 @@ class Coordinator:
         self._after_report(agent_id, outcome)
 
     def _on_failure(self, agent_id: Hashable, token: int, error: BaseException) -> None:
-        outcome = self._dispatch.fail(agent_id, token, error, self._now())
-        if outcome.accepted and self._events:
-            self._publish("attempt_failed", agent_id, error=error)
+        retry = not isinstance(error, TaskRejected)
+        outcome = self._dispatch.fail(agent_id, token, error, self._now(), retry=retry)
+        task = outcome.task
+        if task is not None and self._events:
+            self._publish("attempt_failed", agent_id, task.key, task.attempts, error)
         self._after_report(agent_id, outcome)
 
     def _on_hand_back(self, agent_id: Hashable, token: int) -> None:

@@ -113,6 +113,7 @@ class Outcome:
     assignments: list[Assignment] = attrs.field(factory=list)
     finished: list[TaskRecord] = attrs.field(factory=list)
     accepted: bool = True  # False: a stale report, discarded
+    task: TaskRecord | None = None  # the task a report was about, when it counted
 
 
 class Dispatcher:
@@ -249,19 +250,28 @@ class Dispatcher:
         task.result = result
         task.status = AssignmentStatus.COMPLETED
         task.token = 0
-        outcome = Outcome(finished=[task])
+        outcome = Outcome(finished=[task], task=task)
         outcome.assignments.extend(self._fill(agent))
         return outcome
 
-    def fail(self, agent_id: Hashable, token: int, error: BaseException, now: float) -> Outcome:
-        """The agent reports that the attempt ``token`` raised ``error``."""
+    def fail(
+        self,
+        agent_id: Hashable,
+        token: int,
+        error: BaseException,
+        now: float,
+        *,
+        retry: bool = True,
+    ) -> Outcome:
+        """The agent reports that the attempt ``token`` raised ``error``; with
+        ``retry=False`` the task fails at once (the task is at fault, not the agent)."""
         agent, task, stale = self._release(agent_id, token, now)
         if stale is not None:
             return stale
         assert agent is not None and task is not None
         agent.failed += 1
-        outcome = Outcome()
-        self._attempt_failed(task, agent, error, outcome)
+        outcome = Outcome(task=task)
+        self._attempt_failed(task, agent, error, outcome, retry=retry)
         outcome.assignments.extend(self._fill(agent))
         return outcome
 
@@ -351,7 +361,12 @@ class Dispatcher:
         return Assignment(task, agent.id, token, task.attempts)
 
     def _attempt_failed(
-        self, task: TaskRecord, agent: AgentRecord, error: BaseException, outcome: Outcome
+        self,
+        task: TaskRecord,
+        agent: AgentRecord,
+        error: BaseException,
+        outcome: Outcome,
+        retry: bool = True,
     ) -> None:
         task.errors.append(error)
         task.token = 0
@@ -359,7 +374,7 @@ class Dispatcher:
             task.failed_agents = {agent.id}
         else:
             task.failed_agents.add(agent.id)
-        if task.attempts >= self.max_attempts:
+        if not retry or task.attempts >= self.max_attempts:
             task.status = AssignmentStatus.FAILED
             outcome.finished.append(task)
         else:

@@ -14,6 +14,8 @@ import math
 import operator
 from collections.abc import Callable
 
+from ..._errors import TaskRejected
+
 MAX_LENGTH = 200
 MAX_NODES = 100
 MAX_INT_BITS = 4096  # about 1233 decimal digits
@@ -33,8 +35,9 @@ _UNARY: dict[type[ast.unaryop], Callable[[float], float]] = {
 }
 
 
-class CalculationError(ValueError):
-    """The expression is not plain arithmetic, is too large, or cannot be computed."""
+class CalculationError(TaskRejected):
+    """The expression is not plain arithmetic, is too large, or cannot be computed. (A
+    :class:`~trioflow.TaskRejected`: no other agent would do better, so it is not retried.)"""
 
 
 def evaluate(expression: str) -> int | float:
