@@ -335,7 +335,7 @@ class Coordinator:
             raise SchedulerClosedError(
                 "the coordinator has finished; nothing more can be submitted"
             )
-        if not isinstance(task, Mapping):
+        if type(task) is not dict and not isinstance(task, Mapping):
             raise TypeError(f"a task must be a mapping, got {task!r}")
         if "type" not in task:
             raise ValueError(f"a task needs a 'type' (the capability it needs): {task!r}")

@@ -28,7 +28,7 @@ import itertools
 from collections import deque
 from collections.abc import Hashable, Iterable, Iterator
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -96,9 +96,9 @@ class TaskRecord:
         return self.failed_agents is not None or self.excluded is not None
 
 
-@attrs.frozen
-class Assignment:
-    """Deliver ``payload`` to ``agent_id``; its report must quote ``token``."""
+class Assignment(NamedTuple):
+    """Deliver ``task.payload`` to ``agent_id``; its report must quote ``token``.
+    (A named tuple: frozen, and cheap to make once per attempt.)"""
 
     task: TaskRecord
     agent_id: Hashable
@@ -106,14 +106,26 @@ class Assignment:
     attempt: int
 
 
-@attrs.frozen
 class Outcome:
-    """What a report or an event did: assignments to deliver, tasks finished for good."""
+    """What a report or an event did: assignments to deliver, tasks finished for good.
 
-    assignments: list[Assignment] = attrs.field(factory=list)
-    finished: list[TaskRecord] = attrs.field(factory=list)
-    accepted: bool = True  # False: a stale report, discarded
-    task: TaskRecord | None = None  # the task a report was about, when it counted
+    ``accepted`` is False for a stale report (discarded); ``task`` is the task a report was
+    about, when it counted. (A plain slotted class: one is made per report, on the hot path.)
+    """
+
+    __slots__ = ("accepted", "assignments", "finished", "task")
+
+    def __init__(
+        self,
+        assignments: list[Assignment] | None = None,
+        finished: list[TaskRecord] | None = None,
+        accepted: bool = True,
+        task: TaskRecord | None = None,
+    ) -> None:
+        self.assignments = [] if assignments is None else assignments
+        self.finished = [] if finished is None else finished
+        self.accepted = accepted
+        self.task = task
 
 
 class Dispatcher:
@@ -218,7 +230,7 @@ class Dispatcher:
                 other than ``excluded``.
         """
         capable = self._capable.get(capability)
-        if not capable or all(agent.id == excluded for agent in capable):
+        if not capable or (excluded is not None and all(agent.id == excluded for agent in capable)):
             raise NoCapableAgentError(capability)
         task = TaskRecord(next(self._keys), capability, payload, excluded=excluded, owner=owner)
         outcome = Outcome()
@@ -335,8 +347,14 @@ class Dispatcher:
         best = None
         best_key: tuple[float, float] | None = None
         for agent in self._capable.get(task.capability, ()):
-            if agent.has_free_slot and self._eligible(task, agent):
-                key = (len(agent.in_flight) / agent.concurrency, agent.free_since)
+            load = len(agent.in_flight)
+            if (
+                load < agent.concurrency
+                and agent.online
+                and not agent.draining
+                and self._eligible(task, agent)
+            ):
+                key = (load / agent.concurrency, agent.free_since)
                 if best_key is None or key < best_key:
                     best, best_key = agent, key
         if best is not None:

@@ -14,7 +14,7 @@ of channel overhead instead of two scheduler round trips.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import attrs
 import trio
@@ -23,9 +23,9 @@ from .._errors import AgentUnavailableError
 from ._messages import Message
 
 
-@attrs.frozen
-class WorkItem:
-    """One assignment as the agent sees it; reports quote ``token``."""
+class WorkItem(NamedTuple):
+    """One assignment as the agent sees it; reports quote ``token``. (A named tuple: frozen,
+    and cheap to make once per attempt.)"""
 
     token: int
     attempt: int

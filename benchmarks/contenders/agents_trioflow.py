@@ -1,0 +1,77 @@
+"""trioflow.agents: dispatch + result round trips, and failover time."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import trio
+
+from trioflow.agents import Agent, open_coordinator
+
+NAME = "trioflow"
+
+
+class NoOpAgent(Agent):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(agent_id, {"noop"})
+
+    async def process_task(self, task: Any) -> Any:
+        return None
+
+
+def round_trips(n: int, agents: int) -> float:
+    """Seconds to dispatch ``n`` no-op tasks over ``agents`` agents and collect results."""
+    elapsed: list[float] = []
+
+    async def main() -> None:
+        async with open_coordinator() as coord:
+            for i in range(agents):
+                await NoOpAgent(f"a{i}").connect(coord)
+            tasks = [{"type": "noop"}] * n
+            start = time.perf_counter()
+            await coord.run_all(tasks)
+            elapsed.append(time.perf_counter() - start)
+
+    trio.run(main)
+    return elapsed[0]
+
+
+def failover(interval: float, timeout: float) -> tuple[float, float]:
+    """Real seconds from the moment an agent hangs (mid-task) until its task has completed
+    on another agent, and the bound ``timeout + interval`` it should beat."""
+
+    class Hanging(Agent):
+        def __init__(self) -> None:
+            super().__init__("hanging", {"work"})
+            self.hung_at: float | None = None
+
+        async def heartbeat(self) -> None:
+            if self.hung_at is not None:
+                await trio.sleep_forever()
+
+        async def process_task(self, task: Any) -> Any:
+            self.hung_at = time.perf_counter()
+            await trio.sleep_forever()
+
+    class Spare(Agent):
+        def __init__(self) -> None:
+            super().__init__("spare", {"work"})
+
+        async def process_task(self, task: Any) -> Any:
+            return "done"
+
+    measured: list[float] = []
+
+    async def main() -> None:
+        hanging = Hanging()
+        async with open_coordinator(heartbeat_interval=interval, heartbeat_timeout=timeout) as c:
+            await hanging.connect(c)
+            handle = c.submit({"type": "work"})
+            await Spare().connect(c)
+            await handle.wait()
+            assert hanging.hung_at is not None
+            measured.append(time.perf_counter() - hanging.hung_at)
+
+    trio.run(main)
+    return measured[0], timeout + interval
