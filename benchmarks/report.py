@@ -90,14 +90,15 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         None if ratio is None else ratio <= 1.0,
     )
     for workload, label in (("dag", "(c) layered DAG"), ("failures", "(d) failure mix")):
-        figure = _find(results, workload, TRIOFLOW)
-        value = figure["median"] if figure else None
-        add(
-            f"{label} makespan efficiency",
-            value,
-            ">= 0.95",
-            None if value is None else value >= 0.95,
-        )
+        for size in _sizes(results, workload):
+            figure = _find(results, workload, TRIOFLOW, size)
+            value = figure["median"] if figure else None
+            add(
+                f"{label} {size}: makespan efficiency",
+                value,
+                ">= 0.95",
+                None if value is None else value >= 0.95,
+            )
     figure = _find(results, "memory", TRIOFLOW)
     value = figure["median"] if figure else None
     add("(e) bytes per queued task", value, "<= 1024", None if value is None else value <= 1024)
@@ -226,24 +227,27 @@ def plots(results: dict[str, Any], directory: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
 
-    workloads = [w for w in ("dag", "failures") if _figures(results, w)]
-    if workloads:
+    groups = [(w, size) for w in ("dag", "failures") for size in _sizes(results, w)]
+    if groups:
         contenders = list(
-            dict.fromkeys(f["contender"] for w in workloads for f in _figures(results, w))
+            dict.fromkeys(f["contender"] for w, _ in groups for f in _figures(results, w))
         )
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        fig, ax = plt.subplots(figsize=(8, 4.5))
         width = 0.8 / len(contenders)
         for i, contender in enumerate(contenders):
-            values = [(_find(results, w, contender) or {"median": 0})["median"] for w in workloads]
-            positions = [j + i * width for j in range(len(workloads))]
+            values = [
+                (_find(results, w, contender, size) or {"median": 0})["median"]
+                for w, size in groups
+            ]
+            positions = [j + i * width for j in range(len(groups))]
             ax.bar(positions, values, width, label=contender)
-        ax.set_xticks([j + width * (len(contenders) - 1) / 2 for j in range(len(workloads))])
-        ax.set_xticklabels([_TITLES[w].split(": ", 1)[1] for w in workloads], fontsize=8)
+        ax.set_xticks([j + width * (len(contenders) - 1) / 2 for j in range(len(groups))])
+        ax.set_xticklabels([f"{w}\n{size}" for w, size in groups], fontsize=8)
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_ylim(0, 1.1)
         ax.set_ylabel("lower bound / makespan")
         ax.set_title("Makespan efficiency (higher is better; 1.0 is perfect)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower right")
         path = directory / "bench-efficiency.png"
         fig.tight_layout()
         fig.savefig(path, dpi=110)

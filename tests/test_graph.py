@@ -16,8 +16,8 @@ def test_completion_releases_dependents_once_all_their_dependencies_completed() 
     graph.add("a")
     graph.add("b")
     assert graph.add("c", ["a", "b"]) == (NodeState.WAITING, None)
-    assert graph.mark_completed("a") == []
-    assert graph.mark_completed("b") == ["c"]
+    assert list(graph.mark_completed("a")) == []
+    assert list(graph.mark_completed("b")) == ["c"]
     assert graph.state("c") is NodeState.READY
 
 
@@ -46,7 +46,7 @@ def test_a_doomed_node_is_not_released_when_its_other_dependency_completes() -> 
     graph.add("b")
     graph.add("c", ["a", "b"])
     graph.mark_failed("a")
-    assert graph.mark_completed("b") == []
+    assert list(graph.mark_completed("b")) == []
     assert graph.state("c") is NodeState.FAILED
 
 
@@ -83,14 +83,14 @@ def test_bad_additions_change_nothing() -> None:
     with pytest.raises(UnknownDependencyError, match="'b' depends on unknown task 'zzz'"):
         graph.add("b", ["a", "zzz"])
     assert "b" not in graph
-    assert graph.mark_completed("a") == []
+    assert list(graph.mark_completed("a")) == []
 
 
 def test_duplicate_dependencies_count_once() -> None:
     graph = DependencyGraph()
     graph.add("a")
     graph.add("b", ["a", "a"])
-    assert graph.mark_completed("a") == ["b"]
+    assert list(graph.mark_completed("a")) == ["b"]
 
 
 def test_find_cycle_returns_the_cycle_path() -> None:

@@ -26,3 +26,35 @@ def test_items_are_never_compared() -> None:
     queue.push({"n": 1}, 0)
     queue.push({"n": 2}, 0)
     assert queue.pop() == {"n": 1}
+
+
+def test_popping_an_empty_queue_raises_index_error() -> None:
+    queue: ReadyQueue[str] = ReadyQueue()
+    queue.push("x", 5)
+    queue.pop()
+    try:
+        queue.pop()
+    except IndexError:
+        pass
+    else:
+        raise AssertionError("expected IndexError")
+
+
+def test_order_matches_a_sort_by_priority_then_arrival() -> None:
+    import random
+
+    rng = random.Random(3)
+    queue: ReadyQueue[int] = ReadyQueue()
+    pushed: list[tuple[int, int]] = []
+    popped: list[int] = []
+    for step in range(2000):
+        if rng.random() < 0.6 or not queue:
+            priority = rng.randint(-3, 3)
+            queue.push(step, priority)
+            pushed.append((priority, step))
+        else:
+            best = min(pushed)
+            pushed.remove(best)
+            popped.append(queue.pop())
+            assert popped[-1] == best[1]
+    assert len(queue) == len(pushed)

@@ -3,38 +3,56 @@
 Pure and synchronous. Order is ``(priority, arrival)``: a lower priority number runs first,
 and equal priorities run in the order they became ready. A task that comes back (a retry)
 arrives again, behind its equals already queued.
+
+It is a bucket queue: one FIFO deque per distinct priority, and a small heap of the
+priorities that have tasks. Programs use a handful of priorities, so push and pop are O(1)
+in the number of queued tasks (a heap of all tasks costs O(log n) and a tuple per entry, which
+showed up as per-task cost growing with the size of the run).
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
 class ReadyQueue(Generic[T]):
-    """A priority heap of items. Items are never compared with each other."""
+    """Items by (priority, arrival). Items are never compared with each other."""
 
-    __slots__ = ("_arrivals", "_heap")
+    __slots__ = ("_buckets", "_len", "_priorities")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, int, T]] = []
-        self._arrivals = 0
+        self._buckets: dict[int, deque[T]] = {}
+        self._priorities: list[int] = []  # a heap of the keys of _buckets
+        self._len = 0
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return self._len
 
     def __bool__(self) -> bool:
-        return bool(self._heap)
+        return self._len > 0
 
     def push(self, item: T, priority: int) -> None:
-        self._arrivals += 1
-        heapq.heappush(self._heap, (priority, self._arrivals, item))
+        bucket = self._buckets.get(priority)
+        if bucket is None:
+            bucket = self._buckets[priority] = deque()
+            heapq.heappush(self._priorities, priority)
+        bucket.append(item)
+        self._len += 1
 
     def pop(self) -> T:
         """Remove and return the best item; ``IndexError`` when empty."""
-        return heapq.heappop(self._heap)[2]
+        priority = self._priorities[0]
+        bucket = self._buckets[priority]
+        item = bucket.popleft()
+        self._len -= 1
+        if not bucket:
+            del self._buckets[priority]
+            heapq.heappop(self._priorities)
+        return item
 
     def peek(self) -> T:
-        return self._heap[0][2]
+        return self._buckets[self._priorities[0]][0]

@@ -76,14 +76,16 @@ def test_non_strings_are_refused() -> None:
 async def test_the_calculator_agent_fails_the_task_and_runs_nothing(
     autojump_clock: MockClock,
 ) -> None:
-    async with open_coordinator(max_attempts=1) as coord:
-        await CalculatorAgent("calc").connect(coord)
+    async with open_coordinator(max_attempts=3) as coord:
+        await CalculatorAgent("calc-1").connect(coord)
+        await CalculatorAgent("calc-2").connect(coord)
         handle = coord.submit(
             {"type": AgentCapability.CALCULATE, "expression": "__import__('os').getcwd()"}
         )
         with pytest.raises(TaskFailed) as info:
             await handle.wait()
     assert isinstance(info.value.__cause__, CalculationError)
+    assert handle.attempts == 1  # a TaskRejected is the task's fault: not retried elsewhere
 
 
 async def test_search_is_ranked_deterministic_and_offline(autojump_clock: MockClock) -> None:
