@@ -208,18 +208,31 @@ class Suite:
                 self.repeat,
             )
             efficiency = {}
+            against_ideal = {}
             for name, values in runs.items():
                 # The seed never retries a timeout, so it does less work: measure it against
                 # the bound for the work it actually does.
-                bound = mix.lower_bound(retries_timeouts=not name.startswith("seed"))
+                retries_timeouts = not name.startswith("seed")
+                bound = mix.lower_bound(retries_timeouts)
+                ideal = mix.ideal_makespan(retries_timeouts)
                 efficiency[name] = [bound / t for t in values]
+                against_ideal[name] = [ideal / t for t in values]
+            size = f"{mix.tasks}, {mix.duration * 1000:g} ms"
             self.measure(
                 "failures",
-                f"{mix.tasks}, {mix.duration * 1000:g} ms",
+                size,
                 "efficiency",
                 efficiency,
                 "higher",
                 {"lower_bound_s": mix.lower_bound()},
+            )
+            self.measure(
+                "failures_ideal",
+                size,
+                "efficiency",
+                against_ideal,
+                "higher",
+                {"ideal_s": mix.ideal_makespan()},
             )
 
     def memory(self) -> None:

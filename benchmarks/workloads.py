@@ -85,3 +85,42 @@ class FailureMix:
             longest = max(longest, timeline)
             busy += work
         return max(longest, busy / self.workers)
+
+    def ideal_makespan(self, retries_timeouts: bool = True) -> float:
+        """The makespan of a zero-overhead online scheduler with the same policy: ``workers``
+        slots, ready tasks first come first served, a failed attempt re-queued after its
+        backoff delay (holding no slot). A discrete-event simulation.
+
+        Unlike :meth:`lower_bound`, it does not know in advance which tasks will time out,
+        so it is what any online scheduler could at best achieve on this mix."""
+        import heapq
+        from collections import deque
+
+        specs = self.specs()
+        ready: deque[tuple[int, int]] = deque((i, 1) for i in range(len(specs)))  # task, attempt
+        events: list[tuple[float, int, int, int, bool]] = []  # time, seq, task, attempt, done
+        seq = 0
+        free = self.workers
+        now = 0.0
+        end = 0.0
+        while ready or events:
+            while free and ready:
+                task, attempt = ready.popleft()
+                behaviour, failures, duration = specs[task]
+                failing = attempt <= failures
+                busy = self.timeout if failing and behaviour == "timeout" else duration
+                finishes = not failing or (behaviour == "timeout" and not retries_timeouts)
+                heapq.heappush(events, (now + busy, seq, task, attempt, finishes))
+                seq += 1
+                free -= 1
+            now, _, task, attempt, finishes = heapq.heappop(events)
+            if task >= 0:
+                free += 1
+                end = max(end, now)
+                if not finishes:
+                    retry_at = now + self.delay * 2 ** (attempt - 1)
+                    heapq.heappush(events, (retry_at, seq, -task - 1, attempt + 1, False))
+                    seq += 1
+            else:
+                ready.append((-task - 1, attempt))
+        return end

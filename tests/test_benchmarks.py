@@ -36,6 +36,20 @@ def test_failure_mix_bound_counts_retry_delays_as_time_not_work() -> None:
     assert mix.lower_bound(retries_timeouts=False) == 5
 
 
+def test_the_ideal_schedule_sits_between_the_bound_and_a_serial_run() -> None:
+    mix = FailureMix(200, 0.2, 0.1, duration=0.01, timeout=0.05, delay=0.02, workers=10)
+    assert mix.lower_bound() <= mix.ideal_makespan()
+    serial = FailureMix(200, 0.2, 0.1, duration=0.01, timeout=0.05, delay=0.02, workers=1)
+    busy = sum({"ok": d, "fail": 2 * d, "timeout": mix.timeout + d}[b] for b, _, d in mix.specs())
+    assert serial.ideal_makespan() == pytest.approx(busy)
+
+
+def test_an_ideal_schedule_of_one_timeout_is_its_timeline() -> None:
+    mix = FailureMix(1, 0, 1.0, duration=1, timeout=5, delay=2, workers=3)
+    assert mix.ideal_makespan() == 5 + 2 + 1
+    assert mix.ideal_makespan(retries_timeouts=False) == 5
+
+
 def test_goals_use_in_run_ratios() -> None:
     results = {
         "figures": [
@@ -78,6 +92,7 @@ def test_the_quick_suite_runs_and_writes_its_results(tmp_path: Path) -> None:
         "chain",
         "dag",
         "failures",
+        "failures_ideal",
         "memory",
         "agents",
         "failover",
@@ -85,5 +100,5 @@ def test_the_quick_suite_runs_and_writes_its_results(tmp_path: Path) -> None:
     }
     contenders = {f["contender"] for f in results["figures"] if f["workload"] == "overhead"}
     assert {"trioflow", "asyncio", "asyncio (tuned pool)", "seed reference"} <= contenders
-    assert len(results["goals"]) == 8  # one DAG and one failure-mix size in --quick
+    assert len(results["goals"]) == 9  # one DAG and one failure-mix size in --quick
     assert "## Goals" in path.with_suffix(".md").read_text()

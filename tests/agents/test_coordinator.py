@@ -428,6 +428,22 @@ async def test_disconnect_finishes_running_work_and_leaves(autojump_clock: MockC
     assert all(h.attempts == 1 for h in handles)
 
 
+async def test_disconnect_returns_when_the_draining_agent_goes_silent(
+    autojump_clock: MockClock,
+) -> None:
+    start = trio.current_time()
+    hanger, spare = Hanger("hanger", hang_at=0.5, seconds=10), Worker("spare")
+    async with open_coordinator(heartbeat_interval=0.5, heartbeat_timeout=1.5) as coord:
+        await hanger.connect(coord)
+        handle = coord.submit(work(1))
+        await spare.connect(coord)
+        await trio.sleep(1)
+        await hanger.disconnect()  # waits for its task, but it goes silent at 1.5
+        assert trio.current_time() - start == 1.5
+    assert handle.result == ("spare", 1)
+    assert hanger.coordinator is None
+
+
 async def test_the_body_exception_propagates_and_unfinished_tasks_fail(
     autojump_clock: MockClock,
 ) -> None:

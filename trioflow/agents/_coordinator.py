@@ -513,6 +513,9 @@ class Coordinator:
         scope = self._scopes.get(agent_id)
         if scope is not None:
             scope.cancel()
+        drained = self._drained.get(agent_id)
+        if drained is not None:  # a disconnect() waiting for this agent's work: it was reassigned
+            drained.set()
         self._publish("agent_offline", agent_id, error=error)
         self._apply(outcome)
         self._fail_stranded()
@@ -528,11 +531,14 @@ class Coordinator:
             self._transport.set_draining(agent_id)
             if record.in_flight:
                 drained = self._drained[agent_id] = trio.Event()
-                await drained.wait()
-                del self._drained[agent_id]
+                try:
+                    await drained.wait()
+                finally:
+                    del self._drained[agent_id]
             else:
                 await trio.lowlevel.checkpoint()
-            self._take_offline(agent_id, AgentGone(f"agent {agent_id!r} left"))
+            if record.online:  # (it may have gone silent while draining)
+                self._take_offline(agent_id, AgentGone(f"agent {agent_id!r} left"))
         else:
             await trio.lowlevel.checkpoint()
         agent.coordinator = None
