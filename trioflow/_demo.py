@@ -1,32 +1,59 @@
-"""The seed chapter's scenarios, run on trioflow and narrated (``python -m trioflow demo``)."""
+"""The seed chapter's scenarios, run on trioflow under the live monitor (``trioflow demo``).
+
+Without options each demo runs the chapter's own scenario; ``--tasks`` scales it up and the
+fault options inject failures, so a user can watch retries, timeouts and reassignment.
+"""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
+from typing import Any
 
 import trio
 
-from ._records import TaskEvent
 from ._retry import RetryPolicy
 from ._scheduler import open_scheduler
+from .monitor import open_monitor
+
+Write = Callable[[str], None]
 
 
-async def _print_events(
-    events: trio.MemoryReceiveChannel[TaskEvent], start: float, write: Callable[[str], None]
+async def scheduler_demo(
+    write: Write = print,
+    *,
+    tasks: int | None = None,
+    workers: int = 3,
+    fail_rate: float = 0.0,
+    seed: int = 0,
+    monitor: dict[str, Any] | None = None,
 ) -> None:
-    async with events:
-        async for event in events:
-            error = f"  ({event.error!r})" if event.error is not None else ""
-            write(
-                f"  t={event.at - start:5.2f}s  {event.task_id!s:<10} "
-                f"{event.status.value:<9} attempt {event.attempt}{error}"
-            )
+    """The chapter's challenge 1 (or ``tasks`` synthetic ones) under the live monitor."""
+    write("== trioflow scheduler demo: the seed chapter's challenge 1 ==")
+    start = trio.current_time()
+    # The monitor is the outer block, so it sees the scheduler's last events.
+    async with (
+        open_monitor(title="scheduler", **(monitor or {})) as mon,
+        open_scheduler(max_workers=workers) as sched,
+    ):
+        mon.attach(sched)
+        handles = (
+            _seed_tasks(sched)
+            if tasks is None
+            else _synthetic_tasks(sched, tasks, fail_rate, random.Random(seed))
+        )
+    write("\n== results ==")
+    shown = handles if len(handles) <= 12 else [h for h in handles if h.error][:12]
+    for handle in shown:
+        outcome = handle.result if handle.status.value == "completed" else repr(handle.error)
+        write(f"  {handle.id!s:<10} {handle.status.value:<9} attempts={handle.attempts}  {outcome}")
+    stats = sched.stats()
+    write("\n== statistics ==")
+    write(f"  {stats.to_dict()}")
+    write(f"  wall time {trio.current_time() - start:.2f}s for {stats.total} tasks")
 
 
-async def scheduler_demo(write: Callable[[str], None] = print) -> None:
-    """The chapter's challenge 1: four tasks, a data dependency, priorities, a failing task
-    retried with exponential backoff, and a task that times out once."""
-
+def _seed_tasks(sched: Any) -> list[Any]:
     async def task_a() -> str:
         await trio.sleep(1)
         return "A done"
@@ -50,76 +77,141 @@ async def scheduler_demo(write: Callable[[str], None] = print) -> None:
         await trio.sleep(2.0 if calls == 1 else 0.2)
         return f"D done on attempt {calls}"
 
-    write("== trioflow scheduler demo: the seed chapter's challenge 1 ==")
-    start = trio.current_time()
-    async with trio.open_nursery() as watchers, open_scheduler(max_workers=3) as sched:
-        watchers.start_soon(_print_events, sched.subscribe(), start, write)
-        a = sched.submit(task_a, id="task-a", priority=1)
-        b = sched.submit(task_b, a, id="task-b", priority=2)
-        c = sched.submit(task_c, id="task-c", priority=1)
-        d = sched.submit(task_slow_once, id="task-d", timeout=1.0, retry=1)
-        f = sched.submit(
+    a = sched.submit(task_a, id="task-a", priority=1)
+    return [
+        a,
+        sched.submit(task_b, a, id="task-b", priority=2),
+        sched.submit(task_c, id="task-c", priority=1),
+        sched.submit(task_slow_once, id="task-d", timeout=1.0, retry=1),
+        sched.submit(
             task_fail, id="task-fail", retry=RetryPolicy(max_retries=2, delay=0.5, backoff=2.0)
+        ),
+    ]
+
+
+def _synthetic_tasks(sched: Any, n: int, fail_rate: float, rng: random.Random) -> list[Any]:
+    """``n`` sleeping tasks with priorities and some dependencies; ``fail_rate`` of them
+    fail their first attempt, and half as many time out on it."""
+
+    def make(index: int, duration: float, fault: str | None) -> Any:
+        calls = 0
+
+        async def work(*upstream: Any) -> int:
+            nonlocal calls
+            calls += 1
+            if calls == 1 and fault == "timeout":
+                await trio.sleep(duration * 100)
+            await trio.sleep(duration)
+            if calls == 1 and fault == "fail":
+                raise RuntimeError(f"task {index} failed on its first attempt")
+            return index
+
+        return work
+
+    handles: list[Any] = []
+    for index in range(n):
+        roll = rng.random()
+        fault = "fail" if roll < fail_rate else "timeout" if roll < fail_rate * 1.5 else None
+        duration = rng.uniform(0.05, 0.5)
+        deps = rng.sample(handles, min(len(handles), rng.choice([0, 0, 1, 2])))
+        handles.append(
+            sched.submit(
+                make(index, duration, fault),
+                *deps,
+                id=f"t{index}",
+                priority=rng.randint(1, 3),
+                timeout=round(max(1.0, duration * 3), 1),
+                retry=RetryPolicy(max_retries=2, delay=0.2),
+            )
         )
-    write("\n== results ==")
-    for handle in (a, b, c, d, f):
-        outcome = handle.result if handle.error is None or handle.result else repr(handle.error)
-        write(f"  {handle.id:<10} {handle.status.value:<9} attempts={handle.attempts}  {outcome}")
-    stats = sched.stats()
-    write("\n== statistics ==")
-    write(f"  {stats.to_dict()}")
-    write(f"  wall time {trio.current_time() - start:.2f}s for {stats.total} tasks")
+    return handles
 
 
-async def agents_demo(write: Callable[[str], None] = print) -> None:
-    """The chapter's challenge 2: search and calculator agents under a coordinator, with one
-    search agent whose heartbeat hangs mid-task, so its work is reassigned."""
-    from .agents import AgentCapability, CoordinatorEvent, open_coordinator
+async def agents_demo(
+    write: Write = print,
+    *,
+    tasks: int | None = None,
+    agents: int = 4,
+    hang_agent: bool = True,
+    crash_agent: bool = False,
+    seed: int = 0,
+    monitor: dict[str, Any] | None = None,
+) -> None:
+    """The chapter's challenge 2: search and calculator agents under a coordinator. By
+    default one search agent's heartbeat hangs mid-task, so its work is reassigned."""
+    from .agents import AgentCapability, RestartPolicy, open_coordinator
     from .agents.examples import CalculatorAgent, SearchAgent
 
+    start = trio.current_time()
+
     class HangingSearchAgent(SearchAgent):
-        """Stops answering heartbeats 0.6 s after it starts."""
+        """Stops answering heartbeats 0.6 s into the run (once: a restart brings it back)."""
+
+        hung = False
 
         async def heartbeat(self) -> None:
-            if trio.current_time() - start >= 0.6:
+            if not self.hung and trio.current_time() - start >= 0.6:
+                self.hung = True
                 await trio.sleep_forever()
             await super().heartbeat()
 
-    async def narrate(events: trio.MemoryReceiveChannel[CoordinatorEvent]) -> None:
-        async with events:
-            async for event in events:
-                if event.kind == "stale_result":
-                    continue
-                who = f" {event.agent_id}" if event.agent_id is not None else ""
-                task = f" task {event.task_id}" if event.task_id is not None else ""
-                attempt = f" attempt {event.attempt}" if event.attempt else ""
-                why = f"  ({event.error})" if event.error is not None else ""
-                write(f"  t={event.at - start:5.2f}s  {event.kind:<15}{who}{task}{attempt}{why}")
+    class CrashingCalculatorAgent(CalculatorAgent):
+        """Its own loop crashes 1.5 s into the run (once)."""
+
+        crashed = False
+
+        async def heartbeat(self) -> None:
+            if not self.crashed and trio.current_time() - start >= 1.5:
+                self.crashed = True
+                raise OSError("simulated agent crash")
+            await super().heartbeat()
+
+    rng = random.Random(seed)
+    if tasks is None:
+        work = [
+            {"type": AgentCapability.SEARCH, "query": "Python async"},
+            {"type": AgentCapability.CALCULATE, "expression": "10 + 20"},
+            {"type": AgentCapability.SEARCH, "query": "LangChain"},
+            {"type": AgentCapability.CALCULATE, "expression": "2 ** 16 // 3"},
+            {"type": AgentCapability.SEARCH, "query": "heartbeat failure detection"},
+            {"type": AgentCapability.CALCULATE, "expression": "__import__('os').system('ls')"},
+        ]
+        searchers, calculators = 2, 1
+        restart = None
+    else:
+        queries = ["trio nursery", "retry backoff", "priority queue", "heartbeat", "LangChain"]
+        work = [
+            {"type": AgentCapability.SEARCH, "query": rng.choice(queries)}
+            if rng.random() < 0.5
+            else {
+                "type": AgentCapability.CALCULATE,
+                "expression": f"{rng.randint(1, 999)} * {rng.randint(1, 999)}",
+            }
+            for _ in range(tasks)
+        ]
+        searchers = max(1, agents // 2)
+        calculators = max(1, agents - searchers)
+        restart = RestartPolicy(max_restarts=2, delay=1.0)
+
+    roster: list[Any] = []
+    for i in range(searchers):
+        kind = HangingSearchAgent if hang_agent and i == searchers - 1 else SearchAgent
+        roster.append(kind(f"search-{i + 1}", latency=3.0 if kind is not SearchAgent else 1.0))
+    for i in range(calculators):
+        kind = CrashingCalculatorAgent if crash_agent and i == 0 else CalculatorAgent
+        roster.append(kind(f"calc-{i + 1}", latency=0.5))
 
     write("== trioflow agents demo: the seed chapter's challenge 2 ==")
-    start = trio.current_time()
-    tasks = [
-        {"type": AgentCapability.SEARCH, "query": "Python async"},
-        {"type": AgentCapability.CALCULATE, "expression": "10 + 20"},
-        {"type": AgentCapability.SEARCH, "query": "LangChain"},
-        {"type": AgentCapability.CALCULATE, "expression": "2 ** 16 // 3"},
-        {"type": AgentCapability.SEARCH, "query": "heartbeat failure detection"},
-        {"type": AgentCapability.CALCULATE, "expression": "__import__('os').system('ls')"},
-    ]
     async with (
-        trio.open_nursery() as watchers,
-        open_coordinator(heartbeat_interval=0.5, heartbeat_timeout=1.5) as coord,
+        open_monitor(title="agents", **(monitor or {})) as mon,
+        open_coordinator(heartbeat_interval=0.5, heartbeat_timeout=1.5, restart=restart) as coord,
     ):
-        watchers.start_soon(narrate, coord.subscribe())
-        for agent in (
-            SearchAgent("search-1", latency=1.0),
-            HangingSearchAgent("search-2", latency=3.0),
-            CalculatorAgent("calc-1", latency=0.5),
-        ):
+        mon.attach(coord)
+        for agent in roster:
             await agent.connect(coord)
-        results = await coord.run_all(tasks, return_exceptions=True)
+        results = await coord.run_all(work, return_exceptions=True)
     write("\n== results ==")
-    for task, result in zip(tasks, results, strict=True):
+    for task, result in list(zip(work, results, strict=True))[:12]:
         request = task.get("query") or task.get("expression")
         if isinstance(result, Exception):
             shown = f"failed: {result.__cause__}"
@@ -134,6 +226,7 @@ async def agents_demo(write: Callable[[str], None] = print) -> None:
     stats = coord.stats()
     write(
         f"\n  submitted={stats.submitted} completed={stats.completed} failed={stats.failed} "
-        f"reassigned={stats.reassigned} heartbeats_missed={stats.heartbeats_missed}"
+        f"reassigned={stats.reassigned} heartbeats_missed={stats.heartbeats_missed} "
+        f"restarts={stats.restarts}"
     )
     write(f"  wall time {trio.current_time() - start:.2f}s")
