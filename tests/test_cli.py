@@ -49,6 +49,12 @@ def test_bad_usage_is_one_clear_line_and_exit_2(args: tuple[str, ...], message: 
     assert message in done.stderr.strip().splitlines()[-1]
 
 
+def test_demo_without_a_name_runs_both_scenarios() -> None:
+    done = run("demo")
+    assert done.returncode == 0, done.stderr
+    assert "scheduler demo" in done.stdout and "agents demo" in done.stdout
+
+
 def test_scheduler_demo_runs_the_seed_scenario() -> None:
     done = run("demo", "scheduler")
     assert done.returncode == 0, done.stderr

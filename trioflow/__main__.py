@@ -1,5 +1,6 @@
 """The ``trioflow`` command.
 
+    trioflow demo                      (both of the chapter's scenarios)
     trioflow demo scheduler [--tasks N] [--workers N] [--fail-rate F]
     trioflow demo agents [--tasks N] [--agents N] [--hang-agent | --no-hang-agent] [--crash-agent]
     trioflow bench [--quick] [--repeat N]
@@ -45,8 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="run the seed chapter's scenarios, watched live")
-    which = demo.add_subparsers(dest="which", required=True, metavar="DEMO")
+    demo = commands.add_parser(
+        "demo",
+        help="run the seed chapter's scenarios, watched live",
+        description="Without a DEMO, run both scenarios with their defaults.",
+    )
+    which = demo.add_subparsers(dest="which", required=False, metavar="DEMO")
     view = argparse.ArgumentParser(add_help=False)
     view.add_argument(
         "--plain", action="store_true", help="plain timestamped lines instead of the live view"
@@ -117,10 +122,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from . import _demo
 
-    monitor: dict[str, Any] = {"plain": True} if args.plain else {}
+    monitor: dict[str, Any] = {"plain": True} if getattr(args, "plain", False) else {}
 
     async def run() -> None:
-        if args.which == "scheduler":
+        if args.which is None:
+            await _demo.scheduler_demo(monitor=monitor)
+            print()
+            await _demo.agents_demo(monitor=monitor)
+        elif args.which == "scheduler":
             await _demo.scheduler_demo(
                 tasks=args.tasks,
                 workers=args.workers,
