@@ -223,6 +223,7 @@ async def test_a_crash_of_the_agent_loop_takes_it_offline(autojump_clock: MockCl
     assert coord.agents["bad"].status == "offline"
     assert isinstance(handle.errors[0], AgentGone)
     assert isinstance(handle.errors[0].__cause__, ExceptionGroup)
+    assert "crashed: ValueError('cannot handle messages')" in str(handle.errors[0])
 
 
 async def test_task_timeout_fails_the_attempt(autojump_clock: MockClock) -> None:

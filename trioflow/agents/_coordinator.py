@@ -485,7 +485,7 @@ class Coordinator:
                 try:
                     await agent._run(endpoint, self._interval, self._task_timeout)
                 except Exception as exc:
-                    crash = AgentGone(f"agent {agent.id!r} crashed: {exc!r}")
+                    crash = AgentGone(f"agent {agent.id!r} crashed: {_innermost(exc)!r}")
                     crash.__cause__ = exc
                     self._take_offline(agent.id, crash)
             if agent.id in self._left or self._closed or self._restart is None:
@@ -596,6 +596,13 @@ class Coordinator:
         for agent_id in list(self._dispatch.agents):
             self._transport.close_endpoint(agent_id)
         self._events.close()
+
+
+def _innermost(error: BaseException) -> BaseException:
+    """The error inside the nursery's single-exception groups, for a readable message."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
 
 
 def _status(online: bool, in_flight: int) -> str:

@@ -58,10 +58,14 @@ def rich_view(view: RunView, now: float, title: str = "trioflow") -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    progress = Table.grid(padding=(0, 2))
+    progress.add_row(
+        ProgressBar(total=max(view.total, 1), completed=view.finished, width=40),
+        Text(progress_text(view, now)),
+    )
     parts: list[Any] = [
         Text(title, style="bold"),
-        ProgressBar(total=max(view.total, 1), completed=view.finished, width=60),
-        Text(progress_text(view, now)),
+        progress,
         Text(counts_text(view) or "no tasks yet", style="cyan"),
     ]
     if view.running:
