@@ -7,6 +7,7 @@ work in the same run and across runs.
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 
 import attrs
 
@@ -124,3 +125,25 @@ class FailureMix:
             else:
                 ready.append((-task - 1, attempt))
         return end
+
+
+def faulty_task(
+    spec: tuple[str, int, float], timeout: float, sleep: Callable[[float], Awaitable[None]]
+) -> Callable[..., Awaitable[None]]:
+    """The async function one :class:`FailureMix` task runs, on any event loop's ``sleep``:
+    its first ``failures`` attempts fail (a "timeout" one by sleeping far past ``timeout``),
+    then it sleeps ``duration`` and succeeds."""
+    behaviour, failures, duration = spec
+    calls = 0
+
+    async def run(*args: object, **kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= failures:
+            if behaviour == "timeout":
+                await sleep(timeout * 10)
+            await sleep(duration)
+            raise RuntimeError("planned failure")
+        await sleep(duration)
+
+    return run

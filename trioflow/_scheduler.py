@@ -519,6 +519,7 @@ class Scheduler:
                 kwargs = {k: v.result if type(v) is TaskHandle else v for k, v in kwargs.items()}
         fn = task._fn
         assert fn is not None
+        error: Exception | None = None
         try:
             if task._is_async:
                 value = await (fn(*args, **kwargs) if kwargs else fn(*args))
@@ -528,23 +529,18 @@ class Scheduler:
                 if inspect.isawaitable(value):
                     value = await value  # an async callable that inspect could not recognise
         except Exception as exc:
-            if timeout is not None:
-                scope.deadline = math.inf
-            task._scope = None
-            if task._cancel_requested or (timeout is not None and scope.cancel_called):
-                self._cut_short(task)
-            else:
-                self._attempt_failed(task, exc, _FAILED)
+            error = exc
+        if timeout is not None:
+            scope.deadline = math.inf
+        task._scope = None
+        if task._cancel_requested or (timeout is not None and scope.cancel_called):
+            # Its deadline passed or cancel() was called, but it ended without a checkpoint
+            # to deliver that (a thread cannot be interrupted, say): the attempt was cut short.
+            self._cut_short(task)
+        elif error is not None:
+            self._attempt_failed(task, error, _FAILED)
         else:
-            if timeout is not None:
-                scope.deadline = math.inf
-            task._scope = None
-            if task._cancel_requested or (timeout is not None and scope.cancel_called):
-                # It returned, but only after its deadline passed or cancel() was called
-                # (e.g. a thread, which cannot be interrupted): the attempt was cut short.
-                self._cut_short(task)
-            else:
-                self._complete(task, value)
+            self._complete(task, value)
 
     # -- lifetime -----------------------------------------------------------------------------
 

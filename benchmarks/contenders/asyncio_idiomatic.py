@@ -19,6 +19,8 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from benchmarks.workloads import faulty_task
+
 NAME = "asyncio"
 
 
@@ -157,26 +159,16 @@ def dag(layers: list[list[list[int]]], duration: float, workers: int) -> float:
 def failure_mix(
     specs: list[tuple[str, int, float]], workers: int, timeout: float, delay: float
 ) -> float:
-    def make(behaviour: str, failures: int, duration: float):
-        calls = 0
-
-        async def run() -> None:
-            nonlocal calls
-            calls += 1
-            if calls <= failures:
-                if behaviour == "timeout":
-                    await asyncio.sleep(timeout * 10)
-                await asyncio.sleep(duration)
-                raise RuntimeError("planned failure")
-            await asyncio.sleep(duration)
-
-        return run
 
     async def main() -> None:
         async with asyncio.TaskGroup() as tg:
             sched = Scheduler(tg, workers, delay=delay)
-            for behaviour, failures, duration in specs:
-                sched.submit(make(behaviour, failures, duration), timeout=timeout, retries=3)
+            for spec in specs:
+                sched.submit(
+                    faulty_task(spec, timeout, asyncio.sleep),
+                    timeout=timeout,
+                    retries=3,
+                )
 
     return _timed(main)
 

@@ -18,6 +18,8 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from benchmarks.workloads import faulty_task
+
 NAME = "asyncio (tuned pool)"
 
 
@@ -177,25 +179,11 @@ def dag(layers: list[list[list[int]]], duration: float, workers: int) -> float:
 def failure_mix(
     specs: list[tuple[str, int, float]], workers: int, timeout: float, delay: float
 ) -> float:
-    def make(behaviour: str, failures: int, duration: float):
-        calls = 0
-
-        async def run() -> None:
-            nonlocal calls
-            calls += 1
-            if calls <= failures:
-                if behaviour == "timeout":
-                    await asyncio.sleep(timeout * 10)
-                await asyncio.sleep(duration)
-                raise RuntimeError("planned failure")
-            await asyncio.sleep(duration)
-
-        return run
 
     async def main() -> None:
         pool = Pool(workers, delay=delay)
         for spec in specs:
-            pool.submit(make(*spec), timeout=timeout, retries=3)
+            pool.submit(faulty_task(spec, timeout, asyncio.sleep), timeout=timeout, retries=3)
         await pool.run()
 
     return _timed(main)

@@ -164,6 +164,8 @@ class SmartScheduler:
 # -- workload adapters (not part of the chapter's code) ------------------------------------
 
 import gc as _gc
+
+from benchmarks.workloads import faulty_task
 import time as _time
 import tracemalloc as _tracemalloc
 
@@ -214,23 +216,15 @@ def dag(layers, duration, workers):
 
 
 def failure_mix(specs, workers, timeout, delay):
-    def make(behaviour, failures, duration):
-        calls = 0
-
-        async def run(**kwargs):
-            nonlocal calls
-            calls += 1
-            if calls <= failures:
-                if behaviour == "timeout":
-                    await asyncio.sleep(timeout * 10)
-                await asyncio.sleep(duration)
-                raise RuntimeError("planned failure")
-            await asyncio.sleep(duration)
-
-        return run
 
     tasks = [
-        Task(id=str(i), func=make(*spec), timeout=timeout, max_retries=3, retry_delay=delay)
+        Task(
+            id=str(i),
+            func=faulty_task(spec, timeout, asyncio.sleep),
+            timeout=timeout,
+            max_retries=3,
+            retry_delay=delay,
+        )
         for i, spec in enumerate(specs)
     ]
     return _run(tasks, workers)

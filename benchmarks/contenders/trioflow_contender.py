@@ -8,6 +8,7 @@ import tracemalloc
 
 import trio
 
+from benchmarks.workloads import faulty_task
 from trioflow import RetryPolicy, open_scheduler
 
 NAME = "trioflow"
@@ -64,28 +65,16 @@ def failure_mix(
     specs: list[tuple[str, int, float]], workers: int, timeout: float, delay: float
 ) -> float:
     """specs: (behaviour, failures before success, duration) per task."""
-
-    def make(behaviour: str, failures: int, duration: float):
-        calls = 0
-
-        async def run() -> None:
-            nonlocal calls
-            calls += 1
-            if calls <= failures:
-                if behaviour == "timeout":
-                    await trio.sleep(timeout * 10)
-                await trio.sleep(duration)
-                raise RuntimeError("planned failure")
-            await trio.sleep(duration)
-
-        return run
-
     policy = RetryPolicy(max_retries=3, delay=delay, backoff=2.0)
 
     async def main() -> None:
         async with open_scheduler(max_workers=workers) as sched:
-            for behaviour, failures, duration in specs:
-                sched.submit(make(behaviour, failures, duration), timeout=timeout, retry=policy)
+            for spec in specs:
+                sched.submit(
+                    faulty_task(spec, timeout, trio.sleep),
+                    timeout=timeout,
+                    retry=policy,
+                )
 
     start = time.perf_counter()
     trio.run(main)
