@@ -46,7 +46,8 @@ def test_help_on_every_command(args: tuple[str, ...]) -> None:
 def test_bad_usage_is_one_clear_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
     done = run(*args)
     assert done.returncode == 2
-    assert message in done.stderr.strip().splitlines()[-1]
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("trioflow") and message in line and "--help" in line
 
 
 def test_demo_without_a_name_runs_both_scenarios() -> None:
@@ -86,6 +87,12 @@ def test_agents_demo_scaled_with_a_crash_and_a_restart() -> None:
     assert "30/30 finished (100%)" in done.stdout
     assert "calc-1 offline" in done.stdout and "simulated agent crash" in done.stdout
     assert "restarts=" in done.stdout and "restarts=0" not in done.stdout
+
+
+def test_bench_quick_runs_the_suite() -> None:
+    done = run("bench", "--quick")
+    assert done.returncode == 0, done.stderr
+    assert "| goal | measured | target | met |" in done.stdout
 
 
 def test_ctrl_c_cancels_cleanly_with_a_summary() -> None:

@@ -80,6 +80,7 @@ async def test_agents_table(autojump_clock: MockClock) -> None:
     final = text[text.rindex("trioflow") :]
     assert "6/6 finished" in final
     assert "agents" in final and "echo-1" in final and "echo-2" in final
+    assert "last heartbeat" in final and "0.0s ago" in final
 
 
 async def test_plain_lines_when_not_a_terminal(autojump_clock: MockClock) -> None:

@@ -59,6 +59,8 @@ def test_agents_from_coordinator_events() -> None:
 
     cev("agent_online", "a")
     cev("agent_online", "b")
+    cev("heartbeat", "a", at=0.5)
+    assert view.agents["a"].last_heartbeat == 0.5
     cev("task_queued", task=1)
     cev("task_assigned", "a", 1, 1)
     cev("task_assigned", "b", 2, 1)

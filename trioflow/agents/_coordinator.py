@@ -83,8 +83,9 @@ class CoordinatorStats:
 @attrs.frozen
 class CoordinatorEvent:
     """Something that happened: ``kind`` is one of ``agent_online``, ``agent_offline``,
-    ``agent_restarted``, ``task_queued``, ``task_assigned``, ``attempt_failed``,
-    ``task_completed``, ``task_failed``, ``task_cancelled``, ``stale_result``."""
+    ``agent_restarted``, ``heartbeat``, ``task_queued``, ``task_assigned``,
+    ``attempt_failed``, ``task_completed``, ``task_failed``, ``task_cancelled``,
+    ``stale_result``. (Heartbeat events are made only while someone subscribes.)"""
 
     kind: str
     at: float
@@ -426,6 +427,8 @@ class Coordinator:
 
     def _on_heartbeat(self, agent_id: Hashable) -> None:
         self._dispatch.heartbeat(agent_id, self._now())
+        if self._events:
+            self._publish("heartbeat", agent_id)
 
     # -- messages -------------------------------------------------------------------------------
 

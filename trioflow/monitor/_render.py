@@ -94,7 +94,7 @@ def rich_view(view: RunView, now: float, title: str = "trioflow") -> Any:
             "failed",
             "reassigned",
             "restarts",
-            "last event",
+            "last heartbeat",
         ):
             table.add_column(column, justify="left" if column in ("agent", "status") else "right")
         for agent_id, row in view.agents.items():
@@ -107,7 +107,7 @@ def rich_view(view: RunView, now: float, title: str = "trioflow") -> Any:
                 str(row.failed),
                 str(row.reassigned),
                 str(row.restarts),
-                f"{_duration(now - row.last_event)} ago",
+                "–" if row.last_heartbeat is None else f"{_duration(now - row.last_heartbeat)} ago",
             )
         parts.append(table)
     if view.failures:

@@ -42,6 +42,7 @@ class AgentRow:
     reassigned: int = 0
     restarts: int = 0
     last_event: float = 0.0
+    last_heartbeat: float | None = None
 
 
 class RunView:
@@ -129,8 +130,12 @@ class RunView:
 
     def _coordinator_event(self, event: Any) -> None:
         kind, agent_id, task_id = event.kind, event.agent_id, event.task_id
-        if kind == "agent_online":
-            self._agent(agent_id, event.at).status = "idle"
+        if kind == "heartbeat":
+            self._agent(agent_id, event.at).last_heartbeat = event.at
+        elif kind == "agent_online":
+            row = self._agent(agent_id, event.at)
+            row.status = "idle"
+            row.last_heartbeat = event.at
         elif kind == "agent_restarted":
             row = self._agent(agent_id, event.at)
             row.status = "idle"
