@@ -36,7 +36,6 @@ class TaskStatus(Enum):
 _TERMINAL = frozenset(
     {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.TIMEOUT, TaskStatus.CANCELLED}
 )
-TERMINAL_STATUSES = _TERMINAL
 
 
 @attrs.frozen
