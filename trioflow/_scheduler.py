@@ -30,7 +30,6 @@ import trio
 
 from ._errors import (
     DependencyFailed,
-    DuplicateTaskError,
     SchedulerClosedError,
     TaskFailed,
     UnknownDependencyError,
@@ -284,8 +283,6 @@ class Scheduler:
             task_id: Hashable = f"{getattr(fn, '__name__', 'task')}#{self._auto_ids}"
         else:
             task_id = id
-        if task_id in self._tasks:
-            raise DuplicateTaskError(task_id)
 
         deps: list[Hashable] | None = None
         data_deps = False
@@ -300,7 +297,7 @@ class Scheduler:
                 deps = self._dependency_id(task_id, dep, deps)
 
         now = self._now()
-        # The graph checks every dependency before it changes anything.
+        # The graph checks the id and every dependency before it changes anything.
         state, culprit = self._graph.add(task_id, deps or ())
         task = TaskHandle(
             self,
@@ -346,14 +343,13 @@ class Scheduler:
     def _dependency_id(
         self, task_id: Hashable, dep: TaskHandle | Hashable, deps: list[Hashable] | None
     ) -> list[Hashable]:
+        # Only a foreign handle is caught here; the graph checks that ids exist.
         if type(dep) is TaskHandle:
             if dep._scheduler is not self:
                 raise UnknownDependencyError(task_id, dep.id)
             dep_id = dep.id
         else:
             dep_id = dep
-            if dep_id not in self._tasks:
-                raise UnknownDependencyError(task_id, dep_id)
         if deps is None:
             return [dep_id]
         deps.append(dep_id)
