@@ -69,73 +69,63 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The goals of the benchmark issue, each with its measured value and verdict."""
     out: list[dict[str, Any]] = []
 
-    def add(goal: str, value: float | None, target: str, met: bool | None) -> None:
-        out.append({"goal": goal, "value": value, "target": target, "met": met})
+    def add(
+        goal: str,
+        value: float | None,
+        most: float | None = None,
+        least: float | None = None,
+        target: str | None = None,
+    ) -> None:
+        """A goal row: met when ``value`` is at least ``least`` / at most ``most``."""
+        if value is None:
+            met = None
+        else:
+            met = (least is None or value >= least) and (most is None or value <= most)
+        shown = target or (f">= {least}" if least is not None else f"<= {most}")
+        out.append({"goal": goal, "value": value, "target": shown, "met": met})
+
+    def median(workload: str, size: Any = None) -> float | None:
+        figure = _find(results, workload, TRIOFLOW, size)
+        return figure["median"] if figure else None
+
+    def ratio(workload: str, size: Any = None) -> float | None:
+        return _ratio(
+            _find(results, workload, TRIOFLOW, size), _find(results, workload, ASYNCIO, size)
+        )
 
     overhead_size = max(_sizes(results, "overhead"), default=None)
-    ratio = _ratio(
-        _find(results, "overhead", TRIOFLOW, overhead_size),
-        _find(results, "overhead", ASYNCIO, overhead_size),
-    )
     add(
         f"(a) tasks/s at {overhead_size}, trioflow / asyncio",
-        ratio,
-        ">= 1.0 (aim 1.5)",
-        None if ratio is None else ratio >= 1.0,
+        ratio("overhead", overhead_size),
+        least=1.0,
+        target=">= 1.0 (aim 1.5)",
     )
-    ratio = _ratio(_find(results, "chain", TRIOFLOW), _find(results, "chain", ASYNCIO))
-    add(
-        "(b) time per chain link, trioflow / asyncio",
-        ratio,
-        "<= 1.0",
-        None if ratio is None else ratio <= 1.0,
-    )
+    add("(b) time per chain link, trioflow / asyncio", ratio("chain"), most=1.0)
     for workload, label in (
         ("dag", "(c) layered DAG"),
         ("failures", "(d) failure mix"),
         ("failures_ideal", "(d) failure mix vs a zero-overhead FIFO scheduler,"),
     ):
         for size in _sizes(results, workload):
-            figure = _find(results, workload, TRIOFLOW, size)
-            value = figure["median"] if figure else None
-            add(
-                f"{label} {size}: makespan efficiency",
-                value,
-                ">= 0.95",
-                None if value is None else value >= 0.95,
-            )
-    figure = _find(results, "memory", TRIOFLOW)
-    value = figure["median"] if figure else None
-    add("(e) bytes per queued task", value, "<= 1024", None if value is None else value <= 1024)
-    ratio = _ratio(_find(results, "agents", TRIOFLOW), _find(results, "agents", ASYNCIO))
-    add(
-        "(f) agent round trip, trioflow / asyncio",
-        ratio,
-        "<= 1.0",
-        None if ratio is None else ratio <= 1.0,
-    )
-    figure = _find(results, "failover", TRIOFLOW)
-    if figure:
+            add(f"{label} {size}: makespan efficiency", median(workload, size), least=0.95)
+    add("(e) bytes per queued task", median("memory"), most=1024)
+    add("(f) agent round trip, trioflow / asyncio", ratio("agents"), most=1.0)
+    failover = _find(results, "failover", TRIOFLOW)
+    if failover:
         add(
             "(f) failover seconds (bound: timeout + interval)",
-            figure["median"],
-            f"<= {figure['bound_s']}",
-            figure["median"] <= figure["bound_s"],
+            failover["median"],
+            most=failover["bound_s"],
         )
     sizes = _sizes(results, "scaling")
     if sizes:
         base = 10_000 if 10_000 in sizes else sizes[0]
         top = sizes[-1]
-        low, high = (
-            _find(results, "scaling", TRIOFLOW, base),
-            _find(results, "scaling", TRIOFLOW, top),
-        )
-        value = high["median"] / low["median"] if low and high else None
+        low, high = median("scaling", base), median("scaling", top)
         add(
             f"(g) per-task cost at {top} / at {base}",
-            value,
-            "<= 1.5",
-            None if value is None else value <= 1.5,
+            high / low if low and high else None,
+            most=1.5,
         )
     return out
 
