@@ -4,6 +4,7 @@ Public names only; the implementation lives in private modules.
 """
 
 from ._errors import (
+    AgentGone as AgentGone,
     AgentUnavailableError as AgentUnavailableError,
     CycleError as CycleError,
     DependencyFailed as DependencyFailed,
@@ -16,22 +17,17 @@ from ._errors import (
     UnknownAgentError as UnknownAgentError,
     UnknownDependencyError as UnknownDependencyError,
 )
-from ._records import (
+from ._public import publish as _publish
+from ._retry import RetryPolicy as RetryPolicy
+from .scheduler import (
+    Scheduler as Scheduler,
     SchedulerStats as SchedulerStats,
     TaskEvent as TaskEvent,
-    TaskStatus as TaskStatus,
-)
-from ._retry import RetryPolicy as RetryPolicy
-from ._scheduler import (
-    Scheduler as Scheduler,
     TaskHandle as TaskHandle,
+    TaskStatus as TaskStatus,
     open_scheduler as open_scheduler,
 )
 
 __version__ = "0.1.0"
 
-# Show the public path in reprs, tracebacks and docs, as trio does.
-for _name, _obj in list(globals().items()):
-    if not _name.startswith("_") and getattr(_obj, "__module__", "").startswith("trioflow._"):
-        _obj.__module__ = "trioflow"
-del _name, _obj
+_publish(globals(), "trioflow")

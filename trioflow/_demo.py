@@ -13,8 +13,8 @@ from typing import Any
 import trio
 
 from ._retry import RetryPolicy
-from ._scheduler import open_scheduler
 from .monitor import open_monitor
+from .scheduler._runner import open_scheduler
 
 Write = Callable[[str], None]
 

@@ -110,6 +110,11 @@ class AgentUnavailableError(TrioflowError):
         self.agent_id = agent_id
 
 
+class AgentGone(TrioflowError):
+    """An agent went away while it held work: it crashed, missed its heartbeats, left, or
+    the coordinator shut down. Recorded as the error of each attempt so cut short."""
+
+
 class TaskRejected(TrioflowError, ValueError):
     """Raised by an agent's ``process_task`` when the *task* is at fault (bad input, say),
     not the agent: the task fails at once instead of being retried on another agent."""

@@ -27,10 +27,10 @@ import attrs
 import trio
 
 from ._errors import DuplicateTaskError, UnknownDependencyError
-from ._graph import dependency_order
-from ._records import TaskStatus
 from ._retry import RetryPolicy
-from ._scheduler import Scheduler, TaskHandle, open_scheduler
+from .scheduler._graph import dependency_order
+from .scheduler._records import TaskStatus
+from .scheduler._runner import Scheduler, TaskHandle, open_scheduler
 
 __all__ = ["SmartScheduler", "Task", "TaskStatus"]
 

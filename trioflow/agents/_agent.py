@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ._messages import Message
-from ._transport import AgentEndpoint, WorkItem
+from .transport._memory import AgentEndpoint, WorkItem
 
 if TYPE_CHECKING:
     from ._coordinator import Coordinator

@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from .._errors import (
+    AgentGone,
     AgentUnavailableError,
     NoCapableAgentError,
     SchedulerClosedError,
@@ -28,10 +29,10 @@ from .._errors import (
 )
 from .._events import EventFanout
 from ._agent import Agent
-from ._dispatch import AgentGone, AssignmentStatus, Dispatcher, Outcome, TaskRecord
+from ._dispatch import AssignmentStatus, Dispatcher, Outcome, TaskRecord
 from ._messages import Message
 from ._supervision import RestartBudget, RestartPolicy
-from ._transport import InMemoryTransport, WorkItem
+from .transport._memory import InMemoryTransport, WorkItem
 
 
 @attrs.frozen

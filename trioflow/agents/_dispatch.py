@@ -49,10 +49,6 @@ _QUEUED = AssignmentStatus.QUEUED
 _ASSIGNED = AssignmentStatus.ASSIGNED
 
 
-class AgentGone(Exception):
-    """The error recorded for an attempt cut short because its agent went offline."""
-
-
 @attrs.define(eq=False)
 class AgentRecord:
     """The dispatcher's view of one agent."""

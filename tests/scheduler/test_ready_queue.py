@@ -1,6 +1,6 @@
 """ReadyQueue: (priority, arrival) order."""
 
-from trioflow._ready_queue import ReadyQueue
+from trioflow.scheduler._ready_queue import ReadyQueue
 
 
 def test_lower_priority_number_first_then_arrival_order() -> None:

@@ -19,8 +19,8 @@ from typing import Any, NamedTuple, Protocol
 import attrs
 import trio
 
-from .._errors import AgentUnavailableError
-from ._messages import Message
+from ..._errors import AgentUnavailableError
+from .._messages import Message
 
 
 class WorkItem(NamedTuple):

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from enum import Enum
 
-from ._errors import CycleError, DuplicateTaskError, UnknownDependencyError
+from .._errors import CycleError, DuplicateTaskError, UnknownDependencyError
 
 
 class NodeState(Enum):

@@ -28,17 +28,17 @@ from typing import Any, Final, final
 
 import trio
 
-from ._errors import (
+from .._errors import (
     DependencyFailed,
     SchedulerClosedError,
     TaskFailed,
     UnknownDependencyError,
 )
-from ._events import EventFanout
+from .._events import EventFanout
+from .._retry import RetryPolicy, as_retry_policy
 from ._graph import DependencyGraph, NodeState
 from ._ready_queue import ReadyQueue
 from ._records import SchedulerStats, StatusCounts, TaskEvent, TaskStatus
-from ._retry import RetryPolicy, as_retry_policy
 
 _PENDING: Final = TaskStatus.PENDING
 _WAITING: Final = TaskStatus.WAITING

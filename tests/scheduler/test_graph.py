@@ -3,7 +3,7 @@
 import pytest
 
 from trioflow import CycleError, DuplicateTaskError, UnknownDependencyError
-from trioflow._graph import DependencyGraph, NodeState, dependency_order, find_cycle
+from trioflow.scheduler._graph import DependencyGraph, NodeState, dependency_order, find_cycle
 
 
 def test_a_node_without_dependencies_is_ready() -> None:

@@ -1,0 +1,1 @@
+"""The transport seam between a coordinator and its agents."""

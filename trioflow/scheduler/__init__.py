@@ -1,0 +1,18 @@
+"""trioflow.scheduler: the task scheduler, as a pure decider and a trio runner.
+
+The same names are exported from :mod:`trioflow`; import them from there.
+"""
+
+from .._public import publish
+from ._records import (
+    SchedulerStats as SchedulerStats,
+    TaskEvent as TaskEvent,
+    TaskStatus as TaskStatus,
+)
+from ._runner import (
+    Scheduler as Scheduler,
+    TaskHandle as TaskHandle,
+    open_scheduler as open_scheduler,
+)
+
+publish(globals(), "trioflow")
