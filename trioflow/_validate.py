@@ -55,8 +55,7 @@ def check_number(
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, got {value!r}")
     number = float(value)
-    if math.isnan(number):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+    # NaN fails every comparison, so the range checks below refuse it with their message.
     if finite and math.isinf(number):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if positive:
@@ -64,7 +63,7 @@ def check_number(
             raise ValueError(f"{name} must be > 0, got {value!r}")
     else:
         floor = 0.0 if at_least is None else at_least
-        if number < floor:
+        if not number >= floor:
             raise ValueError(f"{name} must be >= {_show(floor)}, got {value!r}")
     if at_most is not None and number > at_most:
         raise ValueError(f"{name} must be <= {_show(at_most)}, got {value!r}")

@@ -2,95 +2,91 @@
 
 import pytest
 
-from trioflow import CycleError, DuplicateTaskError, UnknownDependencyError
-from trioflow.scheduler._graph import DependencyGraph, NodeState, dependency_order, find_cycle
+from trioflow import CycleError, UnknownDependencyError
+from trioflow.scheduler._graph import DependencyGraph, dependency_order, find_cycle
 
 
-def test_a_node_without_dependencies_is_ready() -> None:
-    graph = DependencyGraph()
-    assert graph.add("a") == (NodeState.READY, None)
+def test_a_node_with_nothing_unfinished_to_wait_for_is_ready() -> None:
+    graph: DependencyGraph[str] = DependencyGraph()
+    assert graph.add("a", []) is False
+    assert not graph.is_waiting("a") and len(graph) == 0
 
 
 def test_completion_releases_dependents_once_all_their_dependencies_completed() -> None:
-    graph = DependencyGraph()
-    graph.add("a")
-    graph.add("b")
-    assert graph.add("c", ["a", "b"]) == (NodeState.WAITING, None)
-    assert list(graph.mark_completed("a")) == []
-    assert list(graph.mark_completed("b")) == ["c"]
-    assert graph.state("c") is NodeState.READY
+    graph: DependencyGraph[str] = DependencyGraph()
+    assert graph.add("c", ["a", "b"]) is True
+    assert graph.completed("a") == []
+    assert graph.is_waiting("c")
+    assert graph.completed("b") == ["c"]
+    assert not graph.is_waiting("c")
 
 
-def test_depending_on_a_completed_node_is_ready_at_once() -> None:
-    graph = DependencyGraph()
-    graph.add("a")
-    graph.mark_completed("a")
-    assert graph.add("b", ["a"]) == (NodeState.READY, None)
+def test_dependents_are_released_in_the_order_they_were_added() -> None:
+    graph: DependencyGraph[str] = DependencyGraph()
+    for name in "xyz":
+        graph.add(name, ["a"])
+    assert graph.completed("a") == ["x", "y", "z"]
 
 
 def test_failure_dooms_dependents_transitively_and_says_through_whom() -> None:
-    graph = DependencyGraph()
-    graph.add("a")
+    graph: DependencyGraph[str] = DependencyGraph()
     graph.add("b", ["a"])
     graph.add("c", ["b"])
     graph.add("d", ["a", "c"])
-    graph.add("e")
-    assert graph.mark_failed("a") == [("b", "a"), ("d", "a"), ("c", "b")]
-    assert graph.state("e") is NodeState.READY
-    assert all(graph.state(key) is NodeState.FAILED for key in "abcd")
+    graph.add("f", ["e"])
+    ready, doomed = graph.failed("a")
+    assert ready == []
+    assert doomed == [("b", "a"), ("d", "a"), ("c", "b")]
+    assert graph.is_waiting("f") and len(graph) == 1
 
 
 def test_a_doomed_node_is_not_released_when_its_other_dependency_completes() -> None:
-    graph = DependencyGraph()
-    graph.add("a")
-    graph.add("b")
+    graph: DependencyGraph[str] = DependencyGraph()
     graph.add("c", ["a", "b"])
-    graph.mark_failed("a")
-    assert list(graph.mark_completed("b")) == []
-    assert graph.state("c") is NodeState.FAILED
+    graph.failed("a")
+    assert graph.completed("b") == []
+    assert not graph.is_waiting("c")
 
 
-def test_depending_on_a_failed_node_fails_at_once_naming_it() -> None:
-    graph = DependencyGraph()
-    graph.add("a")
-    graph.add("ok")
-    graph.mark_failed("a")
-    assert graph.add("b", ["ok", "a"]) == (NodeState.FAILED, "a")
-
-
-def test_failing_a_finished_node_is_a_no_op() -> None:
-    graph = DependencyGraph()
-    graph.add("a")
+def test_a_settled_edge_releases_on_failure_and_stops_the_doom() -> None:
+    graph: DependencyGraph[str] = DependencyGraph()
     graph.add("b", ["a"])
-    graph.mark_completed("a")
-    assert graph.mark_failed("a") == []
-    assert graph.state("b") is NodeState.READY
+    graph.add("agg", ["a", "b"], settled=["a", "b"])
+    graph.add("after", ["agg"])
+    ready, doomed = graph.failed("a")
+    # b is doomed by a; agg settles on both a (failed) and b (doomed), so it is ready.
+    assert doomed == [("b", "a")]
+    assert ready == ["agg"]
+    assert graph.is_waiting("after")
 
 
-def test_completing_a_node_that_is_not_ready_is_a_bug() -> None:
-    graph = DependencyGraph()
-    graph.add("a")
+def test_a_settled_edge_releases_on_completion_too() -> None:
+    graph: DependencyGraph[str] = DependencyGraph()
+    graph.add("agg", ["a"], settled=["a"])
+    assert graph.completed("a") == ["agg"]
+
+
+def test_a_mixed_node_waits_for_both_kinds_and_is_doomed_by_a_plain_one() -> None:
+    graph: DependencyGraph[str] = DependencyGraph()
+    graph.add("n", ["plain", "soft"], settled=["soft"])
+    assert graph.failed("soft") == ([], [])
+    assert graph.is_waiting("n")
+    assert graph.failed("plain") == ([], [("n", "plain")])
+
+
+def test_a_cancelled_waiting_node_is_forgotten_and_never_released() -> None:
+    graph: DependencyGraph[str] = DependencyGraph()
     graph.add("b", ["a"])
-    with pytest.raises(ValueError, match="cannot complete 'b': it is waiting"):
-        graph.mark_completed("b")
+    graph.add("c", ["b"])
+    assert graph.failed("b") == ([], [("c", "b")])
+    assert graph.completed("a") == []
+    assert len(graph) == 0
 
 
-def test_bad_additions_change_nothing() -> None:
-    graph = DependencyGraph()
-    graph.add("a")
-    with pytest.raises(DuplicateTaskError):
-        graph.add("a")
-    with pytest.raises(UnknownDependencyError, match="'b' depends on unknown task 'zzz'"):
-        graph.add("b", ["a", "zzz"])
-    assert "b" not in graph
-    assert list(graph.mark_completed("a")) == []
-
-
-def test_duplicate_dependencies_count_once() -> None:
-    graph = DependencyGraph()
-    graph.add("a")
-    graph.add("b", ["a", "a"])
-    assert list(graph.mark_completed("a")) == ["b"]
+def test_finishing_a_node_nobody_waits_for_is_free() -> None:
+    graph: DependencyGraph[str] = DependencyGraph()
+    assert graph.completed("a") == []
+    assert graph.failed("b") == ([], [])
 
 
 def test_find_cycle_returns_the_cycle_path() -> None:

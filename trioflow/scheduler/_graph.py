@@ -1,149 +1,126 @@
-"""The dependency graph: which tasks wait, which are ready, and whose failure dooms whom.
+"""The dependency graph: who waits on whom, and whom a finished node releases or dooms.
 
-Pure and synchronous. The scheduler tells the graph when a task completes or fails; the
-graph answers with the tasks that just became ready, or that can now never run. Finishing a
-task costs O(its dependents), so a chain of N tasks costs O(N) with no task or event parked
-per link.
+Pure and synchronous. The graph knows only the edges of *unfinished* work: which nodes are
+still waiting (and for how many dependencies), and which nodes wait on each unfinished node.
+Which nodes exist and how they ended is the decider's business (it keeps every task's
+status anyway), so a task that nobody depends on costs the graph nothing at all.
+
+Two kinds of edge:
+
+* a plain edge (a data or ordering dependency): the dependent runs only if the dependency
+  *completed*; if it fails, the dependent is doomed, and so on transitively;
+* a *settled* edge (``trioflow.settled(handle)``): the dependent runs once the dependency
+  has ended in any way; its failure does not travel along this edge.
+
+Finishing a node costs O(its dependents), so a chain of N tasks costs O(N), with no task,
+event or object per edge beyond one list entry.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterable, Mapping, Sequence
-from enum import Enum
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
+from typing import Generic, TypeVar
 
-from .._errors import CycleError, DuplicateTaskError, UnknownDependencyError
+from .._errors import CycleError, UnknownDependencyError
 
+__all__ = ["DependencyGraph", "dependency_order", "find_cycle"]
 
-class NodeState(Enum):
-    """Where a node stands in the graph (not the task's full status)."""
-
-    WAITING = "waiting"  # some dependency has not finished
-    READY = "ready"  # every dependency completed; not finished itself
-    COMPLETED = "completed"
-    FAILED = "failed"  # failed, timed out or cancelled: dependents never run
+N = TypeVar("N", bound=Hashable)
 
 
-_WAITING = NodeState.WAITING
-_READY = NodeState.READY
-_COMPLETED = NodeState.COMPLETED
-_FAILED = NodeState.FAILED
+class DependencyGraph(Generic[N]):
+    """The waiting nodes of a run and the edges into them.
 
-
-class DependencyGraph:
-    """Nodes added one at a time, each after all of its dependencies (so no cycles).
-
-    Kept as three dicts rather than an object per node: a run of a million independent
-    tasks then adds no garbage-collected object per task here, which kept the cyclic GC's
-    scans (and so the per-task cost) from growing with the size of the run.
+    Kept as plain dicts rather than an object per node: a run of a million tasks then adds
+    no garbage-collected object per task here, which keeps the cyclic GC's scans (and so
+    the per-task cost) from growing with the size of the run.
     """
 
-    __slots__ = ("_dependents", "_remaining", "_state")
+    __slots__ = ("_dependents", "_remaining", "_settled")
 
     def __init__(self) -> None:
-        self._state: dict[Hashable, NodeState] = {}
-        self._remaining: dict[Hashable, int] = {}  # waiting nodes only
-        self._dependents: dict[Hashable, list[Hashable]] = {}  # unfinished nodes only
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._state
+        self._remaining: dict[N, int] = {}  # waiting node -> unfinished dependencies
+        self._dependents: dict[N, list[N]] = {}  # unfinished node -> nodes waiting on it
+        self._settled: dict[N, set[N]] = {}  # waiting node -> its settled dependencies
 
     def __len__(self) -> int:
-        return len(self._state)
+        """How many nodes are waiting."""
+        return len(self._remaining)
 
-    def state(self, key: Hashable) -> NodeState:
-        return self._state[key]
+    def is_waiting(self, node: N) -> bool:
+        return node in self._remaining
 
-    def add(
-        self, key: Hashable, dependencies: Iterable[Hashable] = ()
-    ) -> tuple[NodeState, Hashable]:
-        """Add ``key`` depending on ``dependencies`` (all already added).
+    def add(self, node: N, unfinished: Sequence[N], settled: Collection[N] = ()) -> bool:
+        """Make ``node`` wait for ``unfinished`` (distinct nodes that have not finished).
 
-        Returns ``(state, culprit)``: ``READY``, ``WAITING``, or ``FAILED`` when a dependency
-        has already failed, in which case ``culprit`` is that dependency (else ``None``).
-
-        Raises:
-            DuplicateTaskError: ``key`` is already in the graph.
-            UnknownDependencyError: a dependency is not; nothing is added.
+        Those in ``settled`` release ``node`` however they end; the others only by
+        completing. Returns whether ``node`` waits (False: it is ready now).
         """
-        state = self._state
-        if key in state:
-            raise DuplicateTaskError(key)
-        if not dependencies:
-            state[key] = _READY
-            return _READY, None
-        deps = list(dict.fromkeys(dependencies))
-        for dep in deps:
-            if dep not in state:
-                raise UnknownDependencyError(key, dep)
-        unfinished = []
-        for dep in deps:
-            dep_state = state[dep]
-            if dep_state is _FAILED:
-                state[key] = _FAILED
-                return _FAILED, dep
-            if dep_state is not _COMPLETED:
-                unfinished.append(dep)
         if not unfinished:
-            state[key] = _READY
-            return _READY, None
-        state[key] = _WAITING
-        self._remaining[key] = len(unfinished)
+            return False
+        self._remaining[node] = len(unfinished)
+        if settled:
+            self._settled[node] = set(settled)
         dependents = self._dependents
-        for dep in unfinished:
-            waiting = dependents.get(dep)
+        for dependency in unfinished:
+            waiting = dependents.get(dependency)
             if waiting is None:
-                dependents[dep] = [key]
+                dependents[dependency] = [node]
             else:
-                waiting.append(key)
-        return _WAITING, None
+                waiting.append(node)
+        return True
 
-    def mark_completed(self, key: Hashable) -> Sequence[Hashable]:
-        """Record that ``key`` completed; return the dependents that are now ready, in the
-        order they were added."""
-        state = self._state
-        if state[key] is not _READY:
-            raise ValueError(f"cannot complete {key!r}: it is {state[key].value}")
-        state[key] = _COMPLETED
-        dependents = self._dependents.pop(key, None)
+    def completed(self, node: N) -> list[N]:
+        """``node`` completed: the nodes that are now ready, in the order they were added."""
+        dependents = self._dependents.pop(node, None)
         if dependents is None:
-            return ()
-        ready = []
-        remaining = self._remaining
+            return []
+        ready: list[N] = []
         for dependent in dependents:
-            if state[dependent] is _WAITING:
-                left = remaining[dependent] - 1
-                if left:
-                    remaining[dependent] = left
-                else:
-                    del remaining[dependent]
-                    state[dependent] = _READY
-                    ready.append(dependent)
+            self._release(dependent, node, ready)
         return ready
 
-    def mark_failed(self, key: Hashable) -> list[tuple[Hashable, Hashable]]:
-        """Record that ``key`` failed (or was cancelled) before completing.
+    def failed(self, node: N) -> tuple[list[N], list[tuple[N, N]]]:
+        """``node`` failed, timed out or was cancelled without completing.
 
-        Returns every node doomed by it, transitively, as ``(node, failed_dependency)``
-        pairs in breadth-first order; ``key`` itself is not listed. Failing a node that has
-        already finished is a no-op.
+        Returns ``(ready, doomed)``: the nodes released along settled edges, and every node
+        doomed by the failure, transitively, as ``(node, failed_dependency)`` pairs in
+        breadth-first order (``node`` itself is not listed). A doomed node counts as failed
+        in its turn, so its settled dependents are released as well.
         """
-        state = self._state
-        if state[key] is _COMPLETED or state[key] is _FAILED:
-            return []
-        state[key] = _FAILED
-        self._remaining.pop(key, None)
-        doomed: list[tuple[Hashable, Hashable]] = []
-        frontier = deque([key])
+        self._forget(node)
+        ready: list[N] = []
+        doomed: list[tuple[N, N]] = []
+        frontier = deque([node])
         while frontier:
             upstream = frontier.popleft()
             for dependent in self._dependents.pop(upstream, ()):
-                if state[dependent] is _WAITING:
-                    state[dependent] = _FAILED
-                    del self._remaining[dependent]
+                if dependent not in self._remaining:
+                    continue  # doomed or cancelled already
+                settled = self._settled.get(dependent)
+                if settled is not None and upstream in settled:
+                    self._release(dependent, upstream, ready)
+                else:
+                    self._forget(dependent)
                     doomed.append((dependent, upstream))
                     frontier.append(dependent)
-        return doomed
+        return ready, doomed
+
+    def _release(self, dependent: N, dependency: N, ready: list[N]) -> None:
+        left = self._remaining.get(dependent)
+        if left is None:
+            return  # doomed or cancelled while it waited
+        if left > 1:
+            self._remaining[dependent] = left - 1
+        else:
+            del self._remaining[dependent]
+            self._settled.pop(dependent, None)
+            ready.append(dependent)
+
+    def _forget(self, node: N) -> None:
+        self._remaining.pop(node, None)
+        self._settled.pop(node, None)
 
 
 def find_cycle(edges: Mapping[Hashable, Iterable[Hashable]]) -> list[Hashable] | None:
