@@ -703,3 +703,134 @@ async def test_auto_ids_are_unique_and_named_after_the_function(clock: MockClock
         a = sched.submit(noop)
         b = sched.submit(noop)
     assert a.id != b.id and str(a.id).startswith("noop")
+
+
+# -- containment: nothing a task raises takes the scheduler down ---------------------------------
+
+
+async def _raise_in_a_thread_after(seconds: float) -> None:
+    def blocks_then_raises() -> None:
+        time.sleep(seconds)
+        raise OSError("the uncancellable call failed")
+
+    await trio.to_thread.run_sync(blocks_then_raises)
+
+
+def nursery_task_raising_while_cut_short():
+    """A task whose own nursery has a child that raises while the task is being cancelled:
+    an uncancellable thread call that raises once it returns. What leaves the task is a
+    group mixing Cancelled with a real error."""
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_raise_in_a_thread_after, 0.02)
+            nursery.start_soon(trio.sleep_forever)
+
+    return run
+
+
+async def test_a_group_mixing_cancelled_and_an_error_on_timeout_stays_in_its_task(
+    clock: MockClock,
+) -> None:
+    clock.autojump_threshold = 0.01  # let the worker thread finish in real time
+    async with open_scheduler(max_workers=2) as sched:
+        mixed = sched.submit(nursery_task_raising_while_cut_short(), timeout=1e-6)
+        other = sched.submit(sleeper(5, "fine"))
+    assert mixed.status is TaskStatus.TIMEOUT
+    assert isinstance(mixed.error, TimeoutError)
+    assert isinstance(mixed.error.__context__, BaseExceptionGroup)
+    assert other.status is TaskStatus.COMPLETED and other.result == "fine"
+
+
+async def test_a_group_mixing_cancelled_and_an_error_on_cancel_stays_in_its_task(
+    clock: MockClock,
+) -> None:
+    clock.autojump_threshold = 0.01
+    async with open_scheduler(max_workers=2) as sched:
+        mixed = sched.submit(nursery_task_raising_while_cut_short())
+        other = sched.submit(sleeper(5, "fine"))
+        await trio.testing.wait_all_tasks_blocked()  # the thread call is under way
+        mixed.cancel()
+    assert mixed.status is TaskStatus.CANCELLED
+    assert isinstance(mixed.error, BaseExceptionGroup)
+    assert other.status is TaskStatus.COMPLETED
+
+
+async def test_the_body_exception_survives_a_task_raising_a_mixed_group(
+    clock: MockClock,
+) -> None:
+    clock.autojump_threshold = 0.01
+    with pytest.raises(KeyError, match="body"):
+        async with open_scheduler() as sched:
+            mixed = sched.submit(nursery_task_raising_while_cut_short())
+            await trio.testing.wait_all_tasks_blocked()
+            raise KeyError("body")
+    assert mixed.status is TaskStatus.CANCELLED
+
+
+async def test_a_plain_exception_group_fails_only_its_task(clock: MockClock) -> None:
+    async def two_children_fail() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(boom)
+            nursery.start_soon(boom)
+
+    async with open_scheduler() as sched:
+        grouped = sched.submit(two_children_fail)
+        other = sched.submit(sleeper(1, "fine"))
+    assert grouped.status is TaskStatus.FAILED
+    assert isinstance(grouped.error, ExceptionGroup) and len(grouped.error.exceptions) == 2
+    assert other.status is TaskStatus.COMPLETED
+
+
+async def test_system_exit_in_a_task_ends_the_program_after_recording_the_task(
+    clock: MockClock,
+) -> None:
+    async def leaves() -> None:
+        raise SystemExit(3)
+
+    with pytest.RaisesGroup(SystemExit):
+        async with open_scheduler() as sched:
+            h = sched.submit(leaves)
+    assert h.status is TaskStatus.FAILED and isinstance(h.error, SystemExit)
+
+
+async def test_an_async_task_that_blocks_past_its_timeout_ends_timeout(clock: MockClock) -> None:
+    async def blocks() -> str:
+        time.sleep(0.05)  # noqa: ASYNC251 - blocking on purpose: no checkpoint to deliver it
+        return "too late"
+
+    clock.rate = 1.0  # virtual time follows real time, so the blocking call uses it up
+    async with open_scheduler() as sched:
+        h = sched.submit(blocks, timeout=0.01)
+    assert h.status is TaskStatus.TIMEOUT and h.result is None
+
+
+# -- threads -------------------------------------------------------------------------------
+
+
+async def test_a_task_in_a_worker_thread_can_submit_sub_tasks(clock: MockClock) -> None:
+    async with open_scheduler() as sched:
+
+        def plans() -> str:
+            child = sched.submit(sleeper(1, "child"), id="child")
+            assert isinstance(child, trioflow.TaskHandle)
+            return "planned"
+
+        parent = sched.submit(plans, id="parent")
+    assert parent.result == "planned"
+    assert sched.tasks["child"].status is TaskStatus.COMPLETED
+
+
+async def test_submit_from_a_thread_after_the_end_is_a_clear_error(clock: MockClock) -> None:
+    async with open_scheduler() as sched:
+        pass
+    with pytest.raises(SchedulerClosedError):
+        await trio.to_thread.run_sync(sched.submit, noop)
+    assert sched.stats().total == 0 and sched.limiter.borrowed_tokens == 0
+
+
+async def test_bad_input_from_a_thread_is_raised_in_that_thread(clock: MockClock) -> None:
+    async with open_scheduler() as sched:
+        with pytest.raises(TypeError, match="fn must be callable"):
+            await trio.to_thread.run_sync(sched.submit, 42)
+    assert sched.stats().total == 0
