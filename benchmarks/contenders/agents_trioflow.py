@@ -1,4 +1,12 @@
-"""trioflow.agents: dispatch + result round trips, and failover time."""
+"""trioflow.agents: dispatch + result round trips, and failover time.
+
+``round_trips`` times ``coord.run_all`` of no-op tasks over no-op agents, as a user of the
+coordinator would call it. With ``subscriber=True`` one event subscriber is attached
+(``coord.subscribe()``, drained by a task of its own, as a monitor does) and the time runs
+until ``run_all`` has returned *and* the subscriber has received every task's
+``task_completed`` event (or its channel closed), so events still buffered when ``run_all``
+returns are paid for too.
+"""
 
 from __future__ import annotations
 
@@ -20,18 +28,34 @@ class NoOpAgent(Agent):
         return None
 
 
-def round_trips(n: int, agents: int) -> float:
+def round_trips(n: int, agents: int, subscriber: bool = False) -> float:
     """Seconds to dispatch ``n`` no-op tasks over ``agents`` agents and collect results."""
     elapsed: list[float] = []
+    caught_up: list[float] = []
+
+    async def drain(events: trio.MemoryReceiveChannel[Any]) -> None:
+        completed = 0
+        async with events:
+            async for event in events:
+                if getattr(event, "kind", None) == "task_completed":
+                    completed += 1
+                    if completed == n:
+                        break
+        caught_up.append(time.perf_counter())
 
     async def main() -> None:
-        async with open_coordinator() as coord:
+        async with trio.open_nursery() as nursery, open_coordinator() as coord:
+            if subscriber:
+                nursery.start_soon(drain, coord.subscribe())
             for i in range(agents):
                 await NoOpAgent(f"a{i}").connect(coord)
             tasks = [{"type": "noop"}] * n
             start = time.perf_counter()
             await coord.run_all(tasks)
-            elapsed.append(time.perf_counter() - start)
+            done = time.perf_counter()
+        # Leaving the block waited for the subscriber: it ends at its n-th completion, or when
+        # the closing coordinator closes its channel. One still catching up extends the time.
+        elapsed.append(max([done, *caught_up]) - start)
 
     trio.run(main)
     return elapsed[0]
