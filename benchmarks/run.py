@@ -1,12 +1,16 @@
-"""Run the benchmark suite: trioflow against asyncio, same machine, same run.
+"""Run the benchmark suite: trioflow against its trio and asyncio peers, same machine, same run.
 
-    python -m benchmarks.run            # the full suite (a few minutes); updates the docs
-    python -m benchmarks.run --quick    # small sizes, one run each: seconds
+    python -m benchmarks.run                    # the full suite (~8 minutes); updates the docs
+    python -m benchmarks.run --quick            # tiny sizes, one run each: seconds
+    python -m benchmarks.run --quick --out DIR  # ... and keep its results in DIR
 
 Every figure is the median of several runs; contenders take turns within each repetition,
-and each trioflow/asyncio ratio is taken within the run. Results go to
+and every ratio is taken within the run (the median of per-repetition ratios). Results go to
 ``benchmarks/results/<date>-<host>.json`` (+ ``.md``); the full suite also regenerates
-``docs/benchmarks.md`` and its plots from that file (``benchmarks/report.py``).
+``docs/benchmarks.md`` and its plots from that file (``benchmarks/report.py``). A contender
+whose optional library (anyio, aiometer, uvloop) is missing is skipped with a printed reason;
+``--quick`` runs every other contender on every workload it can express, so that no
+benchmark code rots unseen, and writes to a temporary directory unless given ``--out``.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import contextlib
 import datetime
 import gc
 import importlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
 import socket
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,7 +42,29 @@ from .workloads import FailureMix, LayeredDag
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
-SCHEDULERS = ["trioflow_contender", "asyncio_idiomatic", "asyncio_workers", "seed_reference"]
+# The scheduler contenders, in the order the tables show them: trioflow, what a trio user
+# would write instead, the floor, the asyncio peers, the seed chapter's reference.
+SCHEDULERS = [
+    "trioflow_contender",
+    "trio_nursery",
+    "anyio_taskgroup",
+    "aiometer_trio",
+    "trio_floor",
+    "asyncio_idiomatic",
+    "asyncio_workers",
+    "seed_reference",
+]
+WORKERS = 50
+
+# Contenders that start a task per job are run up to this many no-op jobs only: beyond, one
+# run takes minutes (and a parked trio task ~2 KB), which the suite's time budget cannot hold.
+# The seed polls every 100 ms and rescans its whole queue per poll: quadratic past 10k.
+LARGEST = {
+    "seed_reference": 10_000,
+    "trio_nursery": 100_000,
+    "anyio_taskgroup": 100_000,
+    "aiometer_trio": 100_000,
+}
 
 
 def _load(name: str) -> ModuleType:
@@ -55,30 +84,71 @@ def _uvloop() -> Iterator[None]:
 
 
 class _Contender:
-    """A contender module, optionally run under uvloop."""
+    """A contender module under one name: a variant's keyword arguments, optionally uvloop."""
 
-    def __init__(self, module: ModuleType, uvloop: bool = False) -> None:
+    def __init__(
+        self,
+        module: ModuleType,
+        name: str | None = None,
+        kwargs: dict[str, Any] | None = None,
+        uvloop: bool = False,
+    ) -> None:
         self.module = module
+        self.key = module.__name__.rsplit(".", 1)[-1]
         self.uvloop = uvloop
-        self.name = module.NAME + (" + uvloop" if uvloop else "")
+        self.kwargs = kwargs or {}
+        self.name = name or module.NAME + (" + uvloop" if uvloop else "")
+
+    def cannot(self, fn: str) -> str | None:
+        """Why this contender does not run ``fn``, or None if it does."""
+        reasons: dict[str, str] = getattr(self.module, "CANNOT", {})
+        if fn in reasons:
+            return reasons[fn]
+        if not hasattr(self.module, fn):
+            return "not written for this contender"
+        return None
+
+    def largest(self) -> int | None:
+        return LARGEST.get(self.key)
 
     def call(self, fn: str, *args: Any) -> Any:
         gc.collect()
         if self.uvloop:
             with _uvloop():
-                return getattr(self.module, fn)(*args)
-        return getattr(self.module, fn)(*args)
+                return getattr(self.module, fn)(*args, **self.kwargs)
+        return getattr(self.module, fn)(*args, **self.kwargs)
 
 
-def _contenders() -> list[_Contender]:
-    found = [_Contender(_load(name)) for name in SCHEDULERS]
+def _optional(name: str, log: Callable[[str], None]) -> ModuleType | None:
+    """Import a contender whose library may be missing; say so when it is."""
     try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        found.append(_Contender(_load("asyncio_idiomatic"), uvloop=True))
-    return found
+        return _load(name)
+    except ImportError as error:
+        log(f"skipped {name}: {error.name or error} is not installed ({error})")
+        return None
+
+
+def contenders(log: Callable[[str], None]) -> tuple[list[_Contender], list[dict[str, str]]]:
+    """Every scheduler contender whose library is installed, and why the others are not."""
+    found: list[_Contender] = []
+    skipped: list[dict[str, str]] = []
+    for name in SCHEDULERS:
+        module = _optional(name, log)
+        if module is None:
+            skipped.append({"contender": name, "reason": "its library is not installed"})
+            continue
+        variants: dict[str, dict[str, Any]] = getattr(module, "VARIANTS", {})
+        if variants:
+            found += [_Contender(module, label, kwargs) for label, kwargs in variants.items()]
+        else:
+            found.append(_Contender(module))
+        if name == "asyncio_idiomatic":
+            if importlib.util.find_spec("uvloop") is None:
+                log("skipped asyncio + uvloop: uvloop is not installed")
+                skipped.append({"contender": "asyncio + uvloop", "reason": "uvloop not installed"})
+            else:
+                found.append(_Contender(module, uvloop=True))
+    return found, skipped
 
 
 class Suite:
@@ -87,7 +157,8 @@ class Suite:
         self.repeat = repeat
         self.log = log
         self.figures: list[dict[str, Any]] = []
-        self.contenders = _contenders()
+        self.gaps: list[dict[str, Any]] = []
+        self.contenders, self.skipped = contenders(log)
 
     def measure(
         self,
@@ -111,44 +182,91 @@ class Suite:
             }
             self.figures.append(figure)
             self.log(
-                f"  {workload:<10} {size!s:>8} {contender:<26} {metric} {figure['median']:.4g}"
+                f"  {workload:<10} {size!s:>8} {contender:<30} {metric} {figure['median']:.4g}"
             )
 
+    def gap(self, workload: str, size: int | str, contender: str, reason: str) -> None:
+        """A figure a contender does not have, and why (shown in the tables, never faked)."""
+        self.gaps.append(
+            {"workload": workload, "size": size, "contender": contender, "reason": reason}
+        )
+        self.log(f"  {workload:<10} {size!s:>8} {contender:<30} not run: {reason}")
+
     def rounds(
-        self, fn: str, args_for: Callable[[_Contender], tuple | None], repeat: int
+        self,
+        fn: str,
+        args_for: Callable[[_Contender], tuple[Any, ...] | None],
+        repeat: int,
+        workload: str,
+        size: int | str,
+        among: list[_Contender] | None = None,
     ) -> dict[str, list[float]]:
-        """``repeat`` rounds; in each, every contender (that takes this size) runs once."""
+        """``repeat`` rounds; in each, every contender that can run this workload at this size
+        runs once (``args_for`` returns None for a size a contender skips)."""
+        taking: list[tuple[_Contender, tuple[Any, ...]]] = []
+        for contender in self.contenders if among is None else among:
+            reason = contender.cannot(fn)
+            args = None if reason else args_for(contender)
+            if reason:
+                self.gap(workload, size, contender.name, reason)
+            elif args is None:
+                self.gap(
+                    workload,
+                    size,
+                    contender.name,
+                    f"run up to {contender.largest():,} tasks only (time budget)",
+                )
+            else:
+                taking.append((contender, args))
         runs: dict[str, list[float]] = {}
         for _ in range(repeat):
-            for contender in self.contenders:
-                args = args_for(contender)
-                if args is not None:
-                    runs.setdefault(contender.name, []).append(contender.call(fn, *args))
+            for contender, args in taking:
+                runs.setdefault(contender.name, []).append(contender.call(fn, *args))
         return runs
 
     # -- workloads -----------------------------------------------------------------------------
 
-    def overhead(self) -> None:
-        self.log("(a) overhead: independent no-op tasks, 50 workers")
-        for n in (2_000,) if self.quick else (10_000, 100_000):
-            runs = self.rounds(
-                "independent",
-                lambda c, n=n: None if _is_seed(c) and n > 10_000 else (n, 50),
-                self.repeat,
-            )
+    def scaling(self) -> None:
+        """(a) and (g): ``n`` independent no-op tasks at 50 workers, from 1k tasks up. The
+        runs at the (a) sizes give the tasks/s table too: one measurement, two views."""
+        sizes = (500, 2_000) if self.quick else (1_000, 10_000, 100_000, 1_000_000)
+        overhead = {sizes[-1]} if self.quick else {10_000, 100_000}
+        self.log(f"(a)+(g) independent no-op tasks, {WORKERS} workers, per-task cost by size")
+        for n in sizes:
+            repeat = self.repeat if n < 1_000_000 else max(1, min(self.repeat, 3))
+
+            def args(c: _Contender, n: int = n) -> tuple[int, int] | None:
+                largest = c.largest()
+                return None if largest is not None and n > largest else (n, WORKERS)
+
+            runs = self.rounds("independent", args, repeat, "scaling", n)
             self.measure(
-                "overhead",
+                "scaling",
                 n,
-                "tasks_per_s",
-                {name: [n / t for t in values] for name, values in runs.items()},
-                "higher",
+                "us_per_task",
+                {name: [t / n * 1e6 for t in values] for name, values in runs.items()},
+                "lower",
             )
+            if n in overhead:
+                self.measure(
+                    "overhead",
+                    n,
+                    "tasks_per_s",
+                    {name: [n / t for t in values] for name, values in runs.items()},
+                    "higher",
+                )
 
     def chain(self) -> None:
         self.log("(b) dependency latency: a chain of no-op tasks")
-        n = 1_000 if self.quick else 10_000
-        seed_n = 5 if self.quick else 30  # the seed polls every 100 ms per link
-        runs = self.rounds("chain", lambda c: (seed_n if _is_seed(c) else n,), self.repeat)
+        n = 500 if self.quick else 10_000
+        seed_n = 3 if self.quick else 30  # the seed polls every 100 ms per link
+        runs = self.rounds(
+            "chain",
+            lambda c: (seed_n if c.key == "seed_reference" else n,),
+            self.repeat,
+            "chain",
+            n,
+        )
         self.measure(
             "chain",
             n,
@@ -162,7 +280,7 @@ class Suite:
         )
 
     # Makespans run at two task lengths. Timers have millisecond resolution (epoll) and a
-    # round of wake-ups costs time, so with 10 ms tasks every contender, bare trio nurseries
+    # round of wake-ups costs time, so with 10 ms tasks every contender, bare trio workers
     # included, loses several percent per round; 50 ms tasks show the scheduler's own share.
 
     def makespan_dag(self) -> None:
@@ -170,20 +288,25 @@ class Suite:
             [LayeredDag(layers=4, width=20, fan_in=2, duration=0.005, workers=10)]
             if self.quick
             else [
-                LayeredDag(layers=10, width=100, fan_in=2, duration=duration, workers=50)
+                LayeredDag(layers=10, width=100, fan_in=2, duration=duration, workers=WORKERS)
                 for duration in (0.01, 0.05)
             ]
         )
         for dag in dags:
             self.log(f"(c) makespan: layered DAG {dag.layers}x{dag.width}, {dag.duration}s tasks")
             shape = dag.shape()
+            size = f"{dag.layers}x{dag.width}, {dag.duration * 1000:g} ms"
             runs = self.rounds(
-                "dag", lambda c, d=dag, s=shape: (s, d.duration, d.workers), self.repeat
+                "dag",
+                lambda c, d=dag, s=shape: (s, d.duration, d.workers),
+                self.repeat,
+                "dag",
+                size,
             )
             bound = dag.lower_bound()
             self.measure(
                 "dag",
-                f"{dag.layers}x{dag.width}, {dag.duration * 1000:g} ms",
+                size,
                 "efficiency",
                 {name: [bound / t for t in values] for name, values in runs.items()},
                 "higher",
@@ -195,17 +318,20 @@ class Suite:
             [FailureMix(60, 0.2, 0.1, duration=0.005, timeout=0.025, delay=0.01, workers=10)]
             if self.quick
             else [
-                FailureMix(500, 0.2, 0.1, duration=d, timeout=5 * d, delay=2 * d, workers=50)
+                FailureMix(500, 0.2, 0.1, duration=d, timeout=5 * d, delay=2 * d, workers=WORKERS)
                 for d in (0.01, 0.05)
             ]
         )
         for mix in mixes:
             self.log(f"(d) failure-heavy mix: {mix.tasks} tasks of {mix.duration}s")
             specs = mix.specs()
+            size = f"{mix.tasks}, {mix.duration * 1000:g} ms"
             runs = self.rounds(
                 "failure_mix",
                 lambda c, m=mix, s=specs: (s, m.workers, m.timeout, m.delay),
                 self.repeat,
+                "failures",
+                size,
             )
             efficiency = {}
             against_ideal = {}
@@ -217,7 +343,6 @@ class Suite:
                 ideal = mix.ideal_makespan(retries_timeouts)
                 efficiency[name] = [bound / t for t in values]
                 against_ideal[name] = [ideal / t for t in values]
-            size = f"{mix.tasks}, {mix.duration * 1000:g} ms"
             self.measure(
                 "failures",
                 size,
@@ -236,75 +361,84 @@ class Suite:
             )
 
     def memory(self) -> None:
-        n = 5_000 if self.quick else 100_000
+        n = 2_000 if self.quick else 100_000
         self.log(f"(e) memory per queued task ({n} queued)")
-        runs = self.rounds("queued_memory", lambda c: (n,), 1)
+        runs = self.rounds("queued_memory", lambda c: (n,), 1, "memory", n)
         self.measure("memory", n, "bytes_per_task", runs, "lower")
 
     def agents(self) -> None:
         trio_agents, asyncio_agents = _load("agents_trioflow"), _load("agents_asyncio")
-        n = 5_000 if self.quick else 100_000
-        self.log(f"(f) agents: {n} no-op round trips over 4 agents; failover time")
-        runs: dict[str, list[float]] = {}
-        for _ in range(self.repeat):
-            for module in (trio_agents, asyncio_agents):
-                gc.collect()
-                runs.setdefault(module.NAME, []).append(module.round_trips(n, 4) / n * 1e6)
-        self.measure("agents", n, "us_per_round_trip", runs, "lower")
+        coordinators = [
+            _Contender(trio_agents),
+            _Contender(trio_agents, f"{trio_agents.NAME} + 1 subscriber", {"subscriber": True}),
+            _Contender(asyncio_agents),
+        ]
+        if importlib.util.find_spec("uvloop") is not None:
+            coordinators.append(_Contender(asyncio_agents, uvloop=True))
+        for n in (2_000,) if self.quick else (20_000, 200_000):
+            self.log(f"(f) agents: {n} no-op round trips over 4 agents")
+            runs = self.rounds(
+                "round_trips", lambda c, n=n: (n, 4), self.repeat, "agents", n, coordinators
+            )
+            self.measure(
+                "agents",
+                n,
+                "us_per_round_trip",
+                {name: [t / n * 1e6 for t in values] for name, values in runs.items()},
+                "lower",
+            )
+        self.log("(f) agents: failover, an agent hangs mid-task")
         failovers = [trio_agents.failover(0.05, 0.15) for _ in range(self.repeat)]
         bound = failovers[0][1]
         self.measure(
             "failover",
             "0.05/0.15",
             "seconds",
-            {"trioflow": [f for f, _ in failovers]},
+            {trio_agents.NAME: [f for f, _ in failovers]},
             "lower",
             {"bound_s": bound},
         )
 
-    def scaling(self) -> None:
-        sizes = (1_000, 5_000) if self.quick else (1_000, 10_000, 100_000, 1_000_000)
-        self.log("(g) scaling: per-task cost from 1k tasks up")
-        for n in sizes:
-            repeat = self.repeat if n < 1_000_000 else max(1, min(self.repeat, 3))
-            runs = self.rounds(
-                "independent",
-                lambda c, n=n: None if _is_seed(c) and n > 10_000 else (n, 50),
-                repeat,
-            )
-            self.measure(
-                "scaling",
-                n,
-                "us_per_task",
-                {name: [t / n * 1e6 for t in values] for name, values in runs.items()},
-                "lower",
-            )
+    def bulk(self) -> None:
+        """(h) ``sched.map(fn, items)`` per item against the bare trio floor, measured only
+        once the scheduler has a ``map`` (SPEC section 5); "not measured" until then."""
+        n = 2_000 if self.quick else 100_000
+        self.log(f"(h) bulk: sched.map over {n} no-op items, {WORKERS} workers")
+        trioflow = next((c for c in self.contenders if c.key == "trioflow_contender"), None)
+        if trioflow is None or not trioflow.call("has_map"):
+            self.gap("bulk", n, "trioflow sched.map", "the scheduler has no map() yet")
+            return
+        among = [_Contender(trioflow.module, "trioflow sched.map")]
+        among += [c for c in self.contenders if c.key == "trio_floor"]
+        runs = self.rounds("bulk_map", lambda c: (n, WORKERS), self.repeat, "bulk", n, among)
+        self.measure(
+            "bulk",
+            n,
+            "us_per_item",
+            {name: [t / n * 1e6 for t in values] for name, values in runs.items()},
+            "lower",
+        )
 
     def run(self) -> None:
         for step in (
-            self.overhead,
+            self.scaling,
             self.chain,
             self.makespan_dag,
             self.makespan_failures,
             self.memory,
             self.agents,
-            self.scaling,
+            self.bulk,
         ):
             step()
-
-
-def _is_seed(contender: _Contender) -> bool:
-    return contender.module.__name__.endswith("seed_reference")
 
 
 def machine() -> dict[str, Any]:
     import trio
 
     versions = {"python": platform.python_version(), "trio": trio.__version__}
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        versions["uvloop"] = uvloop.__version__
+    for name in ("anyio", "aiometer", "uvloop"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[name] = importlib.metadata.version(name)
     return {
         "host": socket.gethostname(),
         "platform": platform.platform(),
@@ -314,15 +448,29 @@ def machine() -> dict[str, Any]:
     }
 
 
+def output_directory(quick: bool, out: Path | None) -> Path:
+    """Where results go: ``out`` if given; else benchmarks/results/ for the full suite, and a
+    fresh temporary directory for ``--quick`` (CI runs it: it must not touch tracked files)."""
+    if out is not None:
+        return out
+    return Path(tempfile.mkdtemp(prefix="trioflow-bench-")) if quick else RESULTS
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.run",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run each")
     parser.add_argument("--repeat", type=int, help="runs per figure (default 5; quick: 1)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where results go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="directory the results go to (default: benchmarks/results/; with --quick, a "
+        "temporary directory, so a quick run never touches tracked files)",
+    )
     parser.add_argument(
         "--docs",
         type=Path,
@@ -334,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat or (1 if args.quick else 5)
     if repeat < 1:
         parser.error("--repeat must be >= 1")
+    out = output_directory(args.quick, args.out)
 
     started = time.perf_counter()
     suite = Suite(args.quick, repeat, lambda line: print(line, flush=True))
@@ -345,14 +494,17 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": repeat,
         "machine": machine(),
         "seconds": round(time.perf_counter() - started, 1),
+        "contenders": [c.name for c in suite.contenders],
+        "skipped": suite.skipped,
         "figures": suite.figures,
+        "gaps": suite.gaps,
     }
     results["goals"] = report.goals(results)
-    args.out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     stem = f"{today}-{results['machine']['host']}" + ("-quick" if args.quick else "")
-    json_path = args.out / f"{stem}.json"
+    json_path = out / f"{stem}.json"
     json_path.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
-    (args.out / f"{stem}.md").write_text(report.markdown(results), encoding="utf-8")
+    (out / f"{stem}.md").write_text(report.markdown(results), encoding="utf-8")
     print(f"\nwrote {json_path} and {json_path.with_suffix('.md')}")
     docs = (
         args.docs
