@@ -78,3 +78,29 @@ def test_retry_argument_normalisation() -> None:
         as_retry_policy(-1)
     with pytest.raises(TypeError, match="retry must be None, an int or a RetryPolicy"):
         as_retry_policy("3")  # type: ignore[arg-type]
+
+
+def test_retry_on_takes_a_predicate() -> None:
+    """A callable retry_on decides per error; one that raises counts as no."""
+
+    def transient(error: BaseException) -> bool:
+        if isinstance(error, KeyError):
+            raise RuntimeError("predicate bug")
+        return "retry me" in str(error)
+
+    policy = RetryPolicy(max_retries=1, retry_on=transient)
+    assert policy.should_retry(ValueError("please retry me"), 0)
+    assert not policy.should_retry(ValueError("fatal"), 0)
+    assert not policy.should_retry(KeyError("x"), 0)
+    assert not policy.should_retry(ValueError("please retry me"), 1)
+
+
+@pytest.mark.parametrize("name", ["delay", "max_delay"])
+def test_infinite_delays_are_refused(name: str) -> None:
+    """An infinite wait would keep the owning block from ever exiting."""
+    with pytest.raises(ValueError, match=f"{name} must be finite"):
+        RetryPolicy(**{name: math.inf})
+
+
+def test_max_attempts_counts_the_first_attempt() -> None:
+    assert RetryPolicy(max_retries=2).max_attempts == 3
