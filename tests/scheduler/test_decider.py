@@ -44,7 +44,7 @@ class Book:
         return task
 
     def run(self, now: float = 0.0) -> TaskRecord:
-        task = self.decider.pop()
+        task = self.decider.pop(now)
         assert task is not None
         self.decider.start(task, now)
         return task
@@ -55,7 +55,7 @@ def test_ready_tasks_pop_by_priority_then_arrival() -> None:
     for task_id, priority in (("c", 3), ("a1", 1), ("b", 2), ("a2", 1)):
         book.add(task_id, priority=priority)
     order = []
-    while (task := book.decider.pop()) is not None:
+    while (task := book.decider.pop(0.0)) is not None:
         order.append(task.id)
     assert order == ["a1", "a2", "b", "c"]
 
@@ -115,7 +115,7 @@ def test_a_retry_waits_out_its_delay_then_queues_behind_its_equals() -> None:
     assert book.decider.attempt_failed(a, ValueError("x"), 1.0) == 3.0
     assert a.status is S.WAITING and a.error is not None
     book.decider.retry_due(a, 4.0)
-    assert [book.decider.pop(), book.decider.pop()] == [book.decider.tasks["b"], a]
+    assert [book.decider.pop(0.0), book.decider.pop(0.0)] == [book.decider.tasks["b"], a]
 
 
 def test_retries_back_off_and_the_last_failure_is_final() -> None:
@@ -137,7 +137,7 @@ def test_a_zero_delay_retry_is_queued_at_once() -> None:
     a = book.add("a", retry=RetryPolicy(max_retries=1, delay=0))
     book.run()
     assert book.decider.attempt_failed(a, ValueError("x"), 0.0) is None
-    assert a.status is S.PENDING and book.decider.pop() is a
+    assert a.status is S.PENDING and book.decider.pop(0.0) is a
 
 
 def test_a_timeout_is_a_timeout_error_and_ends_timeout() -> None:
@@ -158,7 +158,7 @@ def test_cancel_of_a_queued_or_waiting_task_is_immediate() -> None:
     assert book.decider.cancel(b, 1.0) is False
     assert b.status is S.CANCELLED
     assert book.decider.cancel(a, 1.0) is False
-    assert a.status is S.CANCELLED and book.decider.pop() is None
+    assert a.status is S.CANCELLED and book.decider.pop(0.0) is None
 
 
 def test_cancel_of_a_running_task_asks_the_runner_to_interrupt_it() -> None:
@@ -180,7 +180,7 @@ def test_cancel_during_a_retry_delay_ends_it_and_asks_to_stop_the_sleep() -> Non
     assert book.decider.cancel(a, 1.0) is True
     assert a.status is S.CANCELLED
     book.decider.retry_due(a, 5.0)  # the sleeper's late wake-up changes nothing
-    assert a.status is S.CANCELLED and book.decider.pop() is None
+    assert a.status is S.CANCELLED and book.decider.pop(0.0) is None
 
 
 def test_close_cancels_everything_unfinished_and_keeps_the_rest() -> None:
@@ -188,7 +188,7 @@ def test_close_cancels_everything_unfinished_and_keeps_the_rest() -> None:
     a = book.add("a")
     b = book.add("b", a)
     done = book.add("done")
-    book.decider.pop()
+    book.decider.pop(0.0)
     book.run()
     book.decider.complete(done, 1, 0.0)
     book.decider.close(9.0)

@@ -4,6 +4,8 @@ The same names are exported from :mod:`trioflow`; import them from there.
 """
 
 from .._public import publish
+from ._inputs import Settled as Settled, settled as settled
+from ._pools import Pool as Pool
 from ._records import (
     SchedulerStats as SchedulerStats,
     TaskEvent as TaskEvent,

@@ -1,16 +1,24 @@
 """The scheduler's rules, as a pure state machine: what happens to a task at each event.
 
 Pure and synchronous, like ``h11``'s connection state machine: no trio, no clock, no I/O.
-The runner (:mod:`trioflow.scheduler._runner`) tells the decider what happened — a task was
+The runner (:mod:`trioflow.scheduler._runner`) tells the decider what happened (a task was
 submitted, an attempt started, returned, raised, was cut short, a retry delay ran out, a
-task was cancelled, the scheduler closed — always with the current time, and the decider
-updates the task's record, the dependency graph, the ready queue and the counters. What is
-left for the runner to do is small and visible in the return values: run what is in the
-ready queue, sleep out a retry delay, interrupt a running attempt.
+task was cancelled, a running task paused to wait for others, the scheduler closed), always
+with the current time, and the decider updates the task's record, the dependency graph, the
+ready queue, the pools and the counters. What is left for the runner to do is small and
+visible in the return values: run what :meth:`Decider.pop` hands out, sleep out a retry
+delay, interrupt a running attempt, wake up when a rate-limited pool may start again.
 
 Status changes go through one place, :meth:`Decider._move`, which keeps the counters and
-calls the observer hooks, so the rule "each status change is one event" holds by
-construction.
+calls the observer, so the rule "each status change is one event" holds by construction.
+
+The ready queue holds three kinds of entry, all ordered by (priority, arrival):
+
+* a :class:`TaskRecord` that is ready to run;
+* a :class:`Resume` ticket: a running task that waited for other tasks (giving its worker
+  slot back meanwhile) and now wants a slot again, at its own priority;
+* a :class:`Source`: a ``map()`` call whose next item may start; it stays at its place in
+  the queue until its items run out, so items are taken only as they can start.
 
 The record of a task is :class:`TaskRecord`; the runner's public ``TaskHandle`` subclasses
 it, so there is one object per task, not a record and a handle.
@@ -18,16 +26,18 @@ it, so there is one object per task, not a record and a handle.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Final, Generic, TypeVar
 
 from .._errors import DependencyFailed, DuplicateTaskError, TaskFailed
 from .._retry import RetryPolicy
 from ._graph import DependencyGraph
+from ._pools import Pool, PoolState
 from ._ready_queue import ReadyQueue
 from ._records import StatusCounts, TaskStatus
 
-__all__ = ["Decider", "TaskRecord", "TaskSpec"]
+__all__ = ["Decider", "Resume", "Source", "TaskRecord", "TaskSpec"]
 
 # Module constants, not ``TaskStatus.X`` at each use: on CPython 3.11 an enum member lookup
 # through the class costs about ten times a global lookup, and these are on the per-task path.
@@ -44,7 +54,7 @@ _NO_DEPENDENCIES: Final[frozenset[Hashable]] = frozenset()
 class TaskSpec:
     """How to run a task: what is the same for every task submitted with the same function
     and options. Shared between such tasks, so a queued task carries one reference instead
-    of five fields."""
+    of six fields."""
 
     __slots__ = ("fn", "is_async", "owner", "pool", "retry", "timeout")
 
@@ -54,7 +64,7 @@ class TaskSpec:
         is_async: bool,
         timeout: float | None,
         retry: RetryPolicy | None,
-        pool: object = None,
+        pool: PoolState[Any] | None = None,
         owner: object = None,
     ) -> None:
         self.fn = fn
@@ -69,13 +79,15 @@ class TaskRecord:
     """One task: what to run, where it stands, how it went.
 
     Attributes the user reads (the handle's public face): ``id``, ``priority``, ``status``,
-    ``result``, ``error``, ``attempts``, ``dependencies``. The rest is the decider's.
+    ``result``, ``error``, ``attempts``, ``dependencies``. The rest is the decider's and
+    the runner's.
     """
 
     __slots__ = (
         "_args",
         "_cancel_requested",
         "_completed",
+        "_context",
         "_created",
         "_errors",
         "_kwargs",
@@ -107,10 +119,11 @@ class TaskRecord:
         self.error: BaseException | None = None
         self.attempts = 0
         self.dependencies: frozenset[Hashable] = _NO_DEPENDENCIES
-        self._spec: TaskSpec | None = spec
+        self._spec: TaskSpec = spec
         self._args: tuple[Any, ...] | None = args
         self._kwargs = kwargs
         self._resolve = False  # whether args/kwargs hold inputs to resolve before a run
+        self._context: Any = None  # the runner's: where the task runs (None: the default)
         self._errors: list[BaseException] | None = None
         self._cancel_requested = False
         self._created = now
@@ -133,6 +146,35 @@ class TaskRecord:
 
 
 R = TypeVar("R", bound=TaskRecord)
+
+
+class Resume:
+    """A running task that paused to wait for other tasks and wants a worker slot back."""
+
+    __slots__ = ("cancelled", "granted", "pool", "priority", "task", "waiter")
+
+    def __init__(self, task: TaskRecord, waiter: object = None) -> None:
+        self.task = task
+        self.priority = task.priority
+        self.pool = task._spec.pool
+        self.granted = False
+        self.cancelled = False
+        self.waiter = waiter  # the runner's (what to wake)
+
+
+class Source:
+    """A ``map()`` call in the ready queue: its next item may start when it is popped."""
+
+    __slots__ = ("exhausted", "pool", "priority", "runner")
+
+    def __init__(self, priority: int, pool: PoolState[Any] | None, runner: object) -> None:
+        self.priority = priority
+        self.pool = pool
+        self.exhausted = False
+        self.runner = runner  # the runner's (the iterator and the results)
+
+
+Entry = TaskRecord | Resume | Source
 Observer = Callable[[R, BaseException | None, float], None]
 
 
@@ -141,10 +183,11 @@ class Decider(Generic[R]):
 
     Args:
         random: a source of floats in ``[0, 1)`` for retry jitter.
+        on_settle: called with each task that reaches a terminal state, after the status
+            change is observed.
         on_change: called as ``on_change(task, error, now)`` after every status change
             (``task.status`` is the new one); ``None`` when nobody watches.
-        on_settle: called with each task that reaches a terminal state, after
-            ``on_change``.
+        keep_finished: how many finished tasks stay in :attr:`tasks` (``None``: all).
     """
 
     def __init__(
@@ -153,15 +196,42 @@ class Decider(Generic[R]):
         random: Callable[[], float],
         on_settle: Callable[[R], None],
         on_change: Observer[R] | None = None,
+        keep_finished: int | None = None,
     ) -> None:
         self.tasks: dict[Hashable, R] = {}
-        self.queue: ReadyQueue[R] = ReadyQueue()
+        self.queue: ReadyQueue[Any] = ReadyQueue()
         self.graph: DependencyGraph[R] = DependencyGraph()
         self.counts = StatusCounts()
         self.closed = False
         self.on_change = on_change
         self._on_settle = on_settle
         self._random = random
+        self._keep = keep_finished
+        self._finished: deque[R] = deque()
+        self._pools: dict[Pool, PoolState[Any]] = {}
+        #: Set when something was held back by a rate limit: the runner should ask
+        #: :meth:`next_wakeup` when to call :meth:`pools_due`.
+        self.rate_held = False
+
+    # -- pools ----------------------------------------------------------------------------
+
+    def pool_state(self, pool: Pool) -> PoolState[Any]:
+        """The state of ``pool`` in this scheduler (made on first use)."""
+        state = self._pools.get(pool)
+        if state is None:
+            state = self._pools[pool] = PoolState(pool)
+        return state
+
+    def next_wakeup(self) -> float | None:
+        """The earliest time at which a pool held back only by its rate may start again."""
+        self.rate_held = False
+        times = [t for s in self._pools.values() if (t := s.wakeup()) is not None]
+        return min(times) if times else None
+
+    def pools_due(self, now: float) -> None:
+        """Time has passed: send held work back to the queue where its pool allows now."""
+        for state in self._pools.values():
+            self._release_held(state, now)
 
     # -- events from the runner ---------------------------------------------------------------
 
@@ -193,11 +263,12 @@ class Decider(Generic[R]):
             status = dependency.status
             if status is _COMPLETED:
                 continue
-            if status.is_terminal and dependency not in settled:
+            if status.is_terminal:
+                if dependency in settled:
+                    continue
                 self._settle(task, _CANCELLED, None, self._doomed_by(task, dependency), now)
                 return
-            if not status.is_terminal:
-                unfinished.append(dependency)
+            unfinished.append(dependency)
         if self.graph.add(task, unfinished, [d for d in settled if d in unfinished]):
             self._move(task, _WAITING, None, now)
         else:
@@ -205,27 +276,87 @@ class Decider(Generic[R]):
                 self.on_change(task, None, now)
             self.queue.push(task, task.priority)
 
-    def pop(self) -> R | None:
-        """The best ready task, taken off the queue; ``None`` when there is none."""
+    def admit(self, task: R, now: float) -> None:
+        """A ``map()`` item was taken from its source and starts at once: it is counted and
+        observed like any task, but not kept in :attr:`tasks`."""
+        self.counts.add(_PENDING)
+        if self.on_change is not None:
+            self.on_change(task, None, now)
+
+    def pop(self, now: float) -> Entry | None:
+        """The best entry that may start at ``now``, taken off the queue; ``None`` when there
+        is none. Entries whose pool is full (or not due yet) are held back in the pool."""
         queue = self.queue
         while queue:
-            task = queue.pop()
-            if task.status is _PENDING:
-                return task
-            # Cancelled while it was queued: it stayed in the queue and is dropped here.
+            entry = queue.pop()
+            if type(entry) is Resume:
+                if entry.cancelled:
+                    continue
+                pool = entry.pool
+                if pool is not None:
+                    if pool.returned:
+                        pool.returned -= 1
+                    if not pool.has_place():
+                        pool.held.push(entry, entry.priority)
+                        continue
+                    pool.running += 1
+                entry.granted = True
+                return entry
+            if type(entry) is Source:
+                if entry.exhausted:
+                    continue
+                if entry.pool is not None and not self._may_start(entry.pool, entry, now):
+                    continue
+                return entry
+            if entry.status is not _PENDING:
+                continue  # cancelled while it was queued: dropped here
+            pool = entry._spec.pool
+            if pool is not None and not self._may_start(pool, entry, now):
+                continue
+            return entry  # type: ignore[no-any-return]
         return None
 
+    def put_back(self, source: Source) -> None:
+        """The source gave out an item and has more: it keeps its place at the front."""
+        self.queue.push_front(source, source.priority)
+
     def start(self, task: R, now: float) -> None:
-        """An attempt of ``task`` (just popped) starts."""
+        """An attempt of ``task`` (just popped, or a ``map()`` item) starts."""
         task.attempts += 1
         if task.attempts == 1:
             task._started = now
         else:
             self.counts.retries += 1
+        pool = task._spec.pool
+        if pool is not None:
+            pool.started(now)
         self._move(task, _RUNNING, None, now)
+
+    def pause(self, task: R, now: float) -> None:
+        """The running ``task`` waits for other tasks: its pool place is free meanwhile (its
+        worker slot is the runner's to give back)."""
+        pool = task._spec.pool
+        if pool is not None:
+            pool.running -= 1
+            self._release_held(pool, now)
+
+    def resume(self, ticket: Resume) -> None:
+        """The paused task wants to go on: queue its ticket at its priority."""
+        self.queue.push(ticket, ticket.priority)
+
+    def withdraw(self, ticket: Resume, now: float) -> None:
+        """The paused task was cancelled before it got going again: drop its ticket (and
+        the pool place, if it was granted one)."""
+        ticket.cancelled = True
+        if ticket.granted and ticket.pool is not None:
+            ticket.pool.running -= 1
+            self._release_held(ticket.pool, now)
+        ticket.granted = False
 
     def complete(self, task: R, value: object, now: float) -> None:
         """The attempt returned ``value``: the task completed; release its dependents."""
+        if task._spec.pool is not None:
+            self._attempt_ended(task, now)
         self._settle(task, _COMPLETED, value, None, now)
         for ready in self.graph.completed(task):
             self._move(ready, _PENDING, None, now)
@@ -241,8 +372,10 @@ class Decider(Generic[R]):
         when there is nothing to wait for: the task failed for good, or is retried at once
         (back in the queue).
         """
+        if task._spec.pool is not None:
+            self._attempt_ended(task, now)
         final = _TIMEOUT if timed_out else _FAILED
-        policy = task._spec.retry if task._spec is not None else None
+        policy = task._spec.retry
         if policy is None:
             self._fail(task, final, error, now)
             return None
@@ -266,11 +399,12 @@ class Decider(Generic[R]):
         if anything; it is kept as the context of the recorded error. Returns what
         :meth:`attempt_failed` returns."""
         if task._cancel_requested:
+            if task._spec.pool is not None:
+                self._attempt_ended(task, now)
             self._fail(task, _CANCELLED, raised, now)
             return None
-        timeout = task._spec.timeout if task._spec is not None else None
         error = TimeoutError(
-            f"task {task.id!r} timed out after {timeout} s (attempt {task.attempts})"
+            f"task {task.id!r} timed out after {task._spec.timeout} s (attempt {task.attempts})"
         )
         error.__context__ = raised
         return self.attempt_failed(task, error, now, timed_out=True)
@@ -307,7 +441,7 @@ class Decider(Generic[R]):
                 self._settle(task, _CANCELLED, None, None, now)
 
     def failures(self) -> list[R]:
-        """The tasks that ended FAILED or TIMEOUT, in submission order."""
+        """The tasks still in :attr:`tasks` that ended FAILED or TIMEOUT, in order."""
         counts = self.counts
         if not (counts[_FAILED] or counts[_TIMEOUT]):
             return []
@@ -336,6 +470,8 @@ class Decider(Generic[R]):
         task._completed = now
         task._args = task._kwargs = None  # let the arguments be collected
         self._move(task, status, error, now)
+        if self._keep is not None:
+            self._forget_old(task)
         self._on_settle(task)
 
     def _fail(self, task: R, status: TaskStatus, error: BaseException | None, now: float) -> None:
@@ -348,8 +484,52 @@ class Decider(Generic[R]):
             self._move(dependent, _PENDING, None, now)
             self.queue.push(dependent, dependent.priority)
 
+    def _forget_old(self, task: R) -> None:
+        """Keep only the ``keep_finished`` most recently finished tasks in :attr:`tasks`."""
+        if self.tasks.get(task.id) is not task:
+            return  # a map() item, or a task already forgotten
+        finished = self._finished
+        finished.append(task)
+        while len(finished) > self._keep:  # type: ignore[operator]
+            old = finished.popleft()
+            if self.tasks.get(old.id) is old:
+                del self.tasks[old.id]
+
     @staticmethod
     def _doomed_by(task: TaskRecord, dependency: TaskRecord) -> DependencyFailed:
         upstream_error = dependency.error
         root = upstream_error.root if isinstance(upstream_error, DependencyFailed) else None
         return DependencyFailed(task.id, dependency.id, dependency.id if root is None else root)
+
+    # -- pools, inside ---------------------------------------------------------------------------
+
+    def _may_start(self, pool: PoolState[Any], entry: Entry, now: float) -> bool:
+        """Whether the popped ``entry`` of ``pool`` may start now; if not, hold it back."""
+        if pool.returned:
+            pool.returned -= 1
+        if pool.may_start(now):
+            return True
+        pool.held.push(entry, entry.priority)
+        if pool.has_place():
+            self.rate_held = True
+        return False
+
+    def _attempt_ended(self, task: R, now: float) -> None:
+        pool = task._spec.pool
+        assert pool is not None
+        pool.running -= 1
+        self._release_held(pool, now)
+
+    def _release_held(self, pool: PoolState[Any], now: float) -> None:
+        if not pool.due(now):
+            if pool.held and pool.has_place() and not pool.returned:
+                self.rate_held = True  # only the rate holds it back: a wake-up is needed
+            return
+        back = []
+        while pool.due(now):
+            back.append(pool.held.pop())
+            pool.returned += 1
+            if pool.interval:
+                break  # one start per interval: the rest wait for the next one
+        for entry in reversed(back):
+            self.queue.push_front(entry, entry.priority)

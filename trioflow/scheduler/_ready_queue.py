@@ -43,6 +43,16 @@ class ReadyQueue(Generic[T]):
         bucket.append(item)
         self._len += 1
 
+    def push_front(self, item: T, priority: int) -> None:
+        """Put ``item`` back ahead of its equals: it was taken from the front and could not
+        be used yet, so it keeps its place in the arrival order."""
+        bucket = self._buckets.get(priority)
+        if bucket is None:
+            bucket = self._buckets[priority] = deque()
+            heapq.heappush(self._priorities, priority)
+        bucket.appendleft(item)
+        self._len += 1
+
     def pop(self) -> T:
         """Remove and return the best item; ``IndexError`` when empty."""
         priority = self._priorities[0]
@@ -55,4 +65,9 @@ class ReadyQueue(Generic[T]):
         return item
 
     def peek(self) -> T:
+        """The best item, left in place; ``IndexError`` when empty."""
         return self._buckets[self._priorities[0]][0]
+
+    def peek_priority(self) -> int:
+        """The best item's priority; ``IndexError`` when empty."""
+        return self._priorities[0]

@@ -6,32 +6,54 @@ wires them to trio. How a task flows:
 1. ``submit`` checks the arguments and hands a new :class:`TaskHandle` to the decider, which
    says whether it waits (dependencies unfinished) or is ready (in the ready queue).
 2. Ready tasks wait in the queue as records, not as parked trio tasks. Whenever the queue
-   has work and fewer than ``max_workers`` workers exist, a worker is started; each worker
-   holds one token of a ``trio.CapacityLimiter`` for its whole life.
-3. A worker pops the best ready task, runs one attempt inside a cancel scope (the task's
-   timeout is that scope's deadline; ``cancel()`` cancels it), and reports how the attempt
-   ended to the decider, which releases dependents into the queue, dooms them, or asks for
-   a retry after a delay (a small sleeper task that holds no worker slot).
-4. A worker exits when the queue is empty, so an idle scheduler holds no tasks at all.
+   has work and fewer than ``max_workers`` workers hold a slot, a worker is started; a slot
+   is a token of a ``trio.CapacityLimiter``.
+3. A worker pops the best entry the decider allows, runs one attempt inside a cancel scope
+   (the task's timeout is that scope's deadline; ``cancel()`` cancels it), and reports how
+   the attempt ended to the decider, which releases dependents into the queue, dooms them,
+   or asks for a retry after a delay (a small sleeper task that holds no worker slot).
+4. A task that awaits other tasks from inside its attempt (``wait``, ``gather``,
+   ``as_completed``, ``map``) gives its slot back while it waits and queues for one again,
+   at its own priority, before it goes on; so fan-out from inside tasks never deadlocks.
+5. A worker exits when nothing may start, so an idle scheduler holds no tasks at all.
 
-What the hot path costs, and why it looks the way it does (measured on CPython 3.11, trio
-0.35, per no-op job): a cancel scope opened per attempt costs more than a whole job of a
-tuned asyncio worker pool (3 to 5 µs), so a worker keeps one scope for many attempts and opens
-a new one only after that scope was cancelled (a timeout or ``cancel()``); it sets a
-deadline only for attempts that have a timeout. A ``checkpoint()`` after every job costs
-about 5 µs, so a worker checkpoints after every 32 attempts that did not block; an
-attempt that blocked has already given the rest of the program its turn. To the user it is
-still one cancel scope per attempt, and the worker is still a good citizen.
+The hot path, and why it looks the way it does (measured on CPython 3.11, trio 0.35, per
+no-op job): a cancel scope opened per attempt costs more than a whole job of a tuned asyncio
+worker pool (3 to 5 µs), so a worker keeps one scope for many attempts and opens a new one
+only after that scope was cancelled (a timeout or ``cancel()``); it sets a deadline only for
+attempts that have a timeout. A ``checkpoint()`` after every job costs about 5 µs, so a
+worker checkpoints after every 32 attempts that did not block; an attempt that blocked has
+already given the rest of the program its turn. To the user it is still one cancel scope
+per attempt, and the worker is still a good citizen.
+
+Contexts: each task runs in a copy of the ``contextvars`` context current at its
+``submit``, as ``nursery.start_soon`` does. Most tasks are submitted from a context equal to
+the one the scheduler was opened in; those run directly in their worker's context (a copy
+of that one), checked after each attempt to be unchanged. Only a task submitted from a
+changed context carries its own copy, and its coroutine is stepped inside it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
+import logging
 import math
 import random
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
+import types
+from collections import deque
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Hashable,
+    Iterable,
+    Mapping,
+)
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -44,17 +66,24 @@ from .._events import EventFanout
 from .._owner import open_owner
 from .._retry import RetryPolicy, as_retry_policy
 from .._validate import check_int, check_optional_number
-from ._decider import Decider, TaskRecord, TaskSpec
+from ._decider import Decider, Resume, Source, TaskRecord, TaskSpec
+from ._inputs import DIRECT_HANDLES, Settled, resolve, scan
+from ._pools import Pool, PoolState
 from ._records import SchedulerStats, TaskEvent, TaskStatus
 
 __all__ = ["Scheduler", "TaskHandle", "open_scheduler"]
 
 T = TypeVar("T")
+U = TypeVar("U")
+
+logger = logging.getLogger("trioflow")
 
 _PENDING: Final = TaskStatus.PENDING
 _WAITING: Final = TaskStatus.WAITING
 _RUNNING: Final = TaskStatus.RUNNING
 _COMPLETED: Final = TaskStatus.COMPLETED
+_FAILED: Final = TaskStatus.FAILED
+_TIMEOUT: Final = TaskStatus.TIMEOUT
 
 #: A worker that keeps finding work checkpoints after this many attempts even when none of
 #: them blocked, so it stays responsive to cancellation and fair to the rest of the program.
@@ -77,7 +106,8 @@ class TaskHandle(TaskRecord, Generic[T]):
     """One submitted task: its status, outcome and timestamps, and ``wait()``/``cancel()``.
 
     Handles are created by :meth:`Scheduler.submit`, never directly. Pass a handle as an
-    argument of another ``submit`` to hand its result to that task.
+    argument of another ``submit`` (or ``settled(handle)``) to hand its result (or
+    outcome) to that task.
 
     Attributes:
         id: the task's id (given to ``submit``, or made from the function's name).
@@ -86,10 +116,10 @@ class TaskHandle(TaskRecord, Generic[T]):
         result: the value once ``COMPLETED``, else ``None``.
         error: the last attempt's exception (or the reason it was cancelled), else ``None``.
         attempts: attempts started.
-        dependencies: the ids of every task it depends on (data and ordering alike).
+        dependencies: the ids of every task it depends on (data, settled and ordering).
     """
 
-    __slots__ = ("_done", "_scope")
+    __slots__ = ("_scope",)
 
     result: T | None
 
@@ -104,16 +134,13 @@ class TaskHandle(TaskRecord, Generic[T]):
     ) -> None:
         super().__init__(task_id, spec, args, kwargs, priority, now)
         self._scope: trio.CancelScope | None = None
-        self._done: trio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<TaskHandle {self.id!r} {self.status.value}>"
 
     @property
     def _scheduler(self) -> Scheduler:
-        spec = self._spec
-        assert spec is not None
-        owner = spec.owner
+        owner = self._spec.owner
         assert isinstance(owner, Scheduler)
         return owner
 
@@ -137,16 +164,19 @@ class TaskHandle(TaskRecord, Generic[T]):
     async def wait(self) -> T:
         """Wait until the task ends; return its result.
 
+        Called from inside a running task of the same scheduler, the waiting task gives its
+        worker slot back while it waits, and takes one again (at its own priority) before
+        it goes on.
+
         Raises:
             TaskFailed: the task ended FAILED, TIMEOUT or CANCELLED; its ``__cause__`` is the
                 task's own error (``None`` for a plain cancel).
+            RuntimeError: a task waits for itself.
         """
-        if self.status.is_terminal:
-            await trio.lowlevel.checkpoint()
+        if not self.status.is_terminal:
+            await self._scheduler._wait_for([self])
         else:
-            if self._done is None:
-                self._done = trio.Event()
-            await self._done.wait()
+            await trio.lowlevel.checkpoint()
         if self.status is _COMPLETED:
             return self.result  # type: ignore[return-value]
         raise self.failure()
@@ -160,21 +190,150 @@ class TaskHandle(TaskRecord, Generic[T]):
         self._scheduler._cancel(self)
 
 
+class _MapItem(TaskRecord):
+    """One item of a ``map()`` call: a task with no handle, counted but not kept."""
+
+    __slots__ = ("_index", "_run", "_scope")
+
+    def __init__(self, run: _MapRun, index: int, item: object, now: float) -> None:
+        super().__init__((run.label, index), run.spec, (item,), None, run.priority, now)
+        self._run = run
+        self._index = index
+        self._scope: trio.CancelScope | None = None
+        self._context = run.context.copy() if run.context is not None else None
+
+
+class _MapRun:
+    """The state of one ``map()`` call."""
+
+    __slots__ = (
+        "context",
+        "done",
+        "error",
+        "items",
+        "label",
+        "live",
+        "priority",
+        "results",
+        "source",
+        "spec",
+    )
+
+    def __init__(
+        self,
+        label: str,
+        spec: TaskSpec,
+        items: Iterable[Any],
+        priority: int,
+        context: contextvars.Context | None,
+    ) -> None:
+        self.label = label
+        self.spec = spec
+        self.items = iter(items)
+        self.priority = priority
+        self.context = context
+        self.results: list[Any] = []
+        self.live: set[_MapItem] = set()
+        self.error: BaseException | None = None
+        self.done = trio.Event()
+        self.source = Source(priority, spec.pool, self)
+
+    def finished(self) -> bool:
+        return self.source.exhausted and not self.live
+
+
+class _AsCompleted(Generic[T]):
+    """The iterator of :meth:`Scheduler.as_completed` (a class, not an async generator, so
+    that leaving a loop early leaves nothing to finalize)."""
+
+    def __init__(self, scheduler: Scheduler, tasks: list[TaskHandle[T]]) -> None:
+        self._scheduler = scheduler
+        self._left = len(tasks)
+        self._ended: deque[TaskHandle[T]] = deque(t for t in tasks if t.status.is_terminal)
+        self._arrived = trio.Event()
+        for task in tasks:
+            if not task.status.is_terminal:
+                scheduler._watchers.setdefault(task, []).append(self._on_end)
+
+    def _on_end(self, task: TaskRecord) -> None:
+        self._ended.append(task)  # type: ignore[arg-type]
+        self._arrived.set()
+
+    def __aiter__(self) -> _AsCompleted[T]:
+        return self
+
+    async def __anext__(self) -> TaskHandle[T]:
+        if not self._left:
+            raise StopAsyncIteration
+        if self._ended:
+            await trio.lowlevel.checkpoint()
+        else:
+            await self._scheduler._waiting(self._arrived.wait)
+            self._arrived = trio.Event()
+        self._left -= 1
+        return self._ended.popleft()
+
+
+class _Worker:
+    """A worker's state: the slot token it holds (``None`` once given away) and the task
+    whose attempt it is running."""
+
+    __slots__ = ("task", "token")
+
+    def __init__(self, token: object) -> None:
+        self.token: object | None = token
+        self.task: TaskRecord | None = None
+
+
+@types.coroutine
+def _in_context(
+    context: contextvars.Context, coro: Coroutine[Any, Any, T]
+) -> Generator[Any, Any, T]:
+    """Run ``coro`` with each of its steps inside ``context``: what trio does for a task,
+    for a coroutine that must not run in its worker's context."""
+    send = coro.send
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            yielded = context.run(send, value) if error is None else context.run(coro.throw, error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        try:
+            value = yield yielded
+            error = None
+        except BaseException as exc:  # delivered into the task, as trio would
+            value, error = None, exc
+
+
 @final
 class Scheduler:
-    """Runs submitted tasks by priority, dependencies, a concurrency limit, timeouts and
-    retries. Get one from :func:`open_scheduler`."""
+    """Runs submitted tasks by priority, dependencies, a concurrency limit, pools, timeouts
+    and retries. Get one from :func:`open_scheduler`."""
 
-    def __init__(self, nursery: trio.Nursery, max_workers: int) -> None:
+    def __init__(
+        self,
+        nursery: trio.Nursery,
+        max_workers: int,
+        pools: Mapping[str, Pool],
+        keep_finished: int | None,
+        raise_on_failure: bool,
+    ) -> None:
         self._nursery = nursery
         self._max_workers = max_workers
         self._limiter = trio.CapacityLimiter(max_workers)
-        self._workers = 0  # live workers, each holding one limiter token
+        self._workers = 0  # workers holding a slot
         self._starting = 0  # workers started that have not looked at the queue yet
+        self._by_trio_task: dict[trio.lowlevel.Task, _Worker] = {}
         self._decider: Decider[TaskHandle[Any]] = Decider(
-            random=random.Random().random, on_settle=self._on_settle
+            random=random.Random().random,
+            on_settle=self._on_settle,
+            keep_finished=keep_finished,
         )
+        self._pools = {name: self._decider.pool_state(pool) for name, pool in pools.items()}
         self._events: EventFanout[TaskEvent] = EventFanout()
+        self._watchers: dict[TaskRecord, list[Callable[[TaskRecord], None]]] = {}
+        self._failures: list[TaskFailed] | None = [] if raise_on_failure else None
         # The clock's own bound method: trio.current_time() without the lookups, and still
         # the run's clock, so a MockClock drives every timestamp.
         self._now = trio.lowlevel.current_clock().current_time
@@ -183,9 +342,14 @@ class Scheduler:
         self._finished_at: float | None = None
         self._thread = threading.get_ident()
         self._token = trio.lowlevel.current_trio_token()
+        self._context = contextvars.copy_context()
         self._auto_ids = 0
+        self._maps = 0
+        self._timer: trio.CancelScope | None = None
         # submit() in a loop with the same function and options shares one TaskSpec.
         self._last_spec: TaskSpec | None = None
+        if logger.isEnabledFor(logging.DEBUG):
+            self._decider.on_change = self._observe
 
     # -- public ---------------------------------------------------------------------------
 
@@ -200,7 +364,8 @@ class Scheduler:
 
     @property
     def tasks(self) -> Mapping[Hashable, TaskHandle[Any]]:
-        """Every submitted task by id, in submission order (a read-only view)."""
+        """The submitted tasks by id, in submission order (a read-only view); with
+        ``keep_finished=N``, the unfinished ones and the N most recently finished."""
         return MappingProxyType(self._decider.tasks)
 
     @property
@@ -215,10 +380,11 @@ class Scheduler:
         *args: Any,
         id: Hashable | None = None,
         priority: int = 1,
-        depends_on: Iterable[TaskHandle[Any] | Hashable] = (),
+        depends_on: Iterable[TaskHandle[Any] | Settled[Any] | Hashable] = (),
         timeout: float | None = None,
         retry: RetryPolicy | int | None = None,
         kwargs: Mapping[str, Any] | None = None,
+        pool: str | Pool | None = None,
     ) -> TaskHandle[T]: ...
 
     @overload
@@ -228,10 +394,11 @@ class Scheduler:
         *args: Any,
         id: Hashable | None = None,
         priority: int = 1,
-        depends_on: Iterable[TaskHandle[Any] | Hashable] = (),
+        depends_on: Iterable[TaskHandle[Any] | Settled[Any] | Hashable] = (),
         timeout: float | None = None,
         retry: RetryPolicy | int | None = None,
         kwargs: Mapping[str, Any] | None = None,
+        pool: str | Pool | None = None,
     ) -> TaskHandle[T]: ...
 
     def submit(
@@ -240,18 +407,22 @@ class Scheduler:
         *args: Any,
         id: Hashable | None = None,  # noqa: A002 - the public name
         priority: int = 1,
-        depends_on: Iterable[TaskHandle[Any] | Hashable] = (),
+        depends_on: Iterable[TaskHandle[Any] | Settled[Any] | Hashable] = (),
         timeout: float | None = None,
         retry: RetryPolicy | int | None = None,
         kwargs: Mapping[str, Any] | None = None,
+        pool: str | Pool | None = None,
     ) -> TaskHandle[Any]:
         """Schedule ``fn(*args, **kwargs)``; never blocks.
 
-        A :class:`TaskHandle` among ``args`` or ``kwargs`` values is a data dependency: the
-        task waits for it and gets its result in that place. ``depends_on`` holds handles or
-        ids the task must wait for without taking their results. A lower ``priority`` runs
-        first; ``timeout`` applies to each attempt; ``retry`` is ``None``, a number of
-        retries, or a :class:`RetryPolicy`.
+        A :class:`TaskHandle` among ``args`` or ``kwargs`` values (or inside a list, tuple
+        or dict among them) is a data dependency: the task waits for it and gets its result
+        in that place; ``settled(handle)`` there gets its outcome, however it ended.
+        ``depends_on`` holds handles, ``settled(handle)`` or ids the task must wait for
+        without taking their results. A lower ``priority`` runs first; ``timeout`` applies
+        to each attempt; ``retry`` is ``None``, a number of retries, or a
+        :class:`RetryPolicy`; ``pool`` is a :class:`Pool` or the name of one given to
+        :func:`open_scheduler`.
 
         It may be called from the block, from inside a running task, or from another
         thread (a plain-function task running in a worker thread, say): from another
@@ -259,22 +430,33 @@ class Scheduler:
 
         Raises:
             TypeError: ``fn`` is not callable, or an argument has the wrong type.
-            ValueError: ``timeout <= 0`` or a bad retry setting.
+            ValueError: ``timeout <= 0``, a bad retry setting, or an unknown pool name.
             DuplicateTaskError: ``id`` is already in use.
-            UnknownDependencyError: a dependency was never submitted to this scheduler.
+            UnknownDependencyError: a dependency was never submitted to this scheduler
+                (or was forgotten under ``keep_finished``, when named by id).
             SchedulerClosedError: the scheduler has finished.
             Nothing is scheduled when any of these is raised.
         """
         if threading.get_ident() != self._thread:
-            return self._submit_from_thread(
-                fn, args, id, priority, depends_on, timeout, retry, kwargs
+            call = functools.partial(
+                self.submit,
+                fn,
+                *args,
+                id=id,
+                priority=priority,
+                depends_on=depends_on,
+                timeout=timeout,
+                retry=retry,
+                kwargs=kwargs,
+                pool=pool,
             )
+            return self._from_thread(call)
         decider = self._decider
         if decider.closed:
             raise SchedulerClosedError("the scheduler has finished; nothing more can be submitted")
         if type(priority) is not int:
             priority = check_int("priority", priority, minimum=-(2**63))
-        spec = self._spec_for(fn, timeout, retry)
+        spec = self._spec_for(fn, timeout, retry, pool)
         if kwargs is not None:
             if not isinstance(kwargs, Mapping):
                 raise TypeError(f"kwargs must be a mapping or None, got {kwargs!r}")
@@ -287,22 +469,13 @@ class Scheduler:
 
         now = self._now()
         task: TaskHandle[Any] = TaskHandle(task_id, spec, args, kwargs, priority, now)
-        dependencies: list[TaskHandle[Any]] | None = None
-        for value in args if kwargs is None else (*args, *kwargs.values()):
-            if type(value) is TaskHandle:
-                dependencies = self._dependency(task_id, value, dependencies)
-                task._resolve = True
-        if depends_on:
-            if isinstance(depends_on, (str, bytes)):
-                raise TypeError("depends_on must be an iterable of handles or ids, not a string")
-            for dependency in depends_on:
-                dependencies = self._dependency(task_id, dependency, dependencies)
-        if dependencies:
-            dependencies = list(dict.fromkeys(dependencies))
-            task.dependencies = frozenset(d.id for d in dependencies)
-            decider.add(task, dependencies, (), now)
+        context = contextvars.copy_context()
+        if context != self._context:
+            task._context = context
+        if not args and not kwargs and not depends_on:
+            decider.add(task, (), (), now)  # the common case: nothing to wait for
         else:
-            decider.add(task, (), (), now)
+            self._add_with_inputs(task, args, kwargs, depends_on, now)
         self._start_workers()
         return task
 
@@ -314,13 +487,87 @@ class Scheduler:
     def subscribe(self) -> trio.MemoryReceiveChannel[TaskEvent]:
         """A channel of :class:`TaskEvent`, one per status change from now on, closed when the
         scheduler finishes. Unbounded: a slow reader delays nothing and loses nothing."""
-        self._decider.on_change = self._publish
+        self._decider.on_change = self._observe
         return self._events.subscribe()
+
+    async def gather(self, *handles: TaskHandle[Any]) -> list[Any]:
+        """Wait until every one of ``handles`` has ended; return their results in order.
+
+        Once all have ended, if any did not complete, raises the ``TaskFailed`` of the
+        first such one (in argument order). Cancels nothing. From inside a running task the
+        slot is given back while it waits, as for :meth:`TaskHandle.wait`.
+        """
+        tasks = self._own(handles)
+        unfinished = [t for t in tasks if not t.status.is_terminal]
+        if unfinished:
+            await self._wait_for(unfinished)
+        else:
+            await trio.lowlevel.checkpoint()
+        for task in tasks:
+            if task.status is not _COMPLETED:
+                raise task.failure()
+        return [task.result for task in tasks]
+
+    def as_completed(self, handles: Iterable[TaskHandle[T]]) -> AsyncIterator[TaskHandle[T]]:
+        """An async iterator yielding each of ``handles`` as it ends, in any terminal state,
+        in the order they end (those already ended first, in the given order). Leaving the
+        loop early cancels nothing. From inside a running task the slot is given back while
+        it waits."""
+        return _AsCompleted(self, self._own(handles))
+
+    async def map(
+        self,
+        fn: Callable[[Any], Awaitable[T]] | Callable[[Any], T],
+        items: Iterable[Any],
+        *,
+        priority: int = 1,
+        timeout: float | None = None,  # noqa: ASYNC109 - per item, as submit's timeout
+        retry: RetryPolicy | int | None = None,
+        pool: str | Pool | None = None,
+    ) -> list[T]:
+        """Run ``fn(item)`` for each item under the scheduler's rules; return the results in
+        input order.
+
+        Items get no handle and do not appear in :attr:`tasks` (they are counted in
+        :meth:`stats` and seen by subscribers). They are taken from ``items`` lazily, only
+        as they can start: a long generator is never read ahead. When an item fails for
+        good, the others are cancelled and its ``TaskFailed`` is raised (an error raised by
+        ``items`` itself is raised as it is). From inside a running task it waits like
+        :meth:`gather`; cancelling the call cancels its items.
+        """
+        decider = self._decider
+        if decider.closed:
+            raise SchedulerClosedError("the scheduler has finished; nothing more can be submitted")
+        priority = check_int("priority", priority, minimum=-(2**63))
+        spec = self._spec_for(fn, timeout, retry, pool)
+        self._maps += 1
+        context = contextvars.copy_context()
+        run = _MapRun(
+            f"{getattr(fn, '__name__', 'map')}/map#{self._maps}",
+            spec,
+            items,
+            priority,
+            context if context != self._context else None,
+        )
+        decider.queue.push(run.source, priority)
+        self._start_workers()
+        try:
+            await self._waiting(run.done.wait)
+        finally:
+            if not run.finished():
+                self._abandon(run)
+        if run.error is not None:
+            raise run.error
+        return run.results
 
     # -- submit helpers ---------------------------------------------------------------------
 
     def _spec_for(
-        self, fn: Callable[..., Any], timeout: object, retry: RetryPolicy | int | None
+        self,
+        fn: Callable[..., Any],
+        timeout: object,
+        retry: RetryPolicy | int | None,
+        pool: str | Pool | None,
     ) -> TaskSpec:
         last = self._last_spec
         if (
@@ -328,59 +575,101 @@ class Scheduler:
             and last.fn is fn
             and last.timeout is timeout
             and (last.retry is retry or (retry is None and last.retry is None))
+            and pool is None
+            and last.pool is None
         ):
             return last
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
         checked_timeout = check_optional_number("timeout", timeout, positive=True, finite=False)
         policy = as_retry_policy(retry)
-        spec = TaskSpec(fn, _is_async_callable(fn), checked_timeout, policy, owner=self)
-        if checked_timeout is timeout and policy is retry:
+        spec = TaskSpec(
+            fn,
+            _is_async_callable(fn),
+            checked_timeout,
+            policy,
+            pool=self._pool_state(pool),
+            owner=self,
+        )
+        if checked_timeout is timeout and policy is retry and pool is None:
             self._last_spec = spec  # only when the identity checks above can find it again
         return spec
 
-    def _dependency(
+    def _pool_state(self, pool: str | Pool | None) -> PoolState[Any] | None:
+        if pool is None:
+            return None
+        if isinstance(pool, Pool):
+            return self._decider.pool_state(pool)
+        if isinstance(pool, str):
+            state = self._pools.get(pool)
+            if state is None:
+                known = ", ".join(map(repr, self._pools)) or "none"
+                raise ValueError(f"unknown pool {pool!r} (pools: {known})")
+            return state
+        raise TypeError(f"pool must be a Pool, a pool name or None, got {pool!r}")
+
+    def _add_with_inputs(
         self,
-        task_id: Hashable,
-        dependency: TaskHandle[Any] | Hashable,
-        found: list[TaskHandle[Any]] | None,
-    ) -> list[TaskHandle[Any]]:
+        task: TaskHandle[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None,
+        depends_on: Iterable[TaskHandle[Any] | Settled[Any] | Hashable],
+        now: float,
+    ) -> None:
+        if not kwargs and not depends_on:
+            # Fast path (a chain, a fan-in): handles passed directly as positional arguments
+            # and nothing else to look into. Anything else takes the general path below.
+            direct: list[TaskHandle[Any]] = []
+            for value in args:
+                kind = type(value)
+                if kind is TaskHandle:
+                    if value._spec.owner is not self:
+                        raise UnknownDependencyError(task.id, value.id)
+                    direct.append(value)
+                elif kind is Settled or kind is list or kind is tuple or kind is dict:
+                    break
+            else:
+                if direct:
+                    task._resolve = DIRECT_HANDLES  # type: ignore[assignment]
+                    if len(direct) > 1:
+                        direct = list(dict.fromkeys(direct))
+                    task.dependencies = frozenset([d.id for d in direct])
+                self._decider.add(task, direct, (), now)
+                return
+        found, inputs = scan(args, kwargs, TaskHandle)
+        if depends_on:
+            if isinstance(depends_on, (str, bytes)):
+                raise TypeError("depends_on must be an iterable of handles or ids, not a string")
+            found.extend(depends_on)
+        dependencies: dict[TaskHandle[Any], None] = {}
+        settled: list[TaskHandle[Any]] = []
+        for dependency in found:
+            if type(dependency) is Settled:
+                record = self._dependency(task.id, dependency.handle)
+                settled.append(record)
+            else:
+                record = self._dependency(task.id, dependency)
+            dependencies[record] = None
+        if inputs is not None:
+            task._resolve = inputs  # type: ignore[assignment]
+        if dependencies:
+            task.dependencies = frozenset(d.id for d in dependencies)
+        # A task that depends on a dependency both plainly and settled waits plainly.
+        plain = {d for d in found if type(d) is not Settled}
+        settled_only = [d for d in settled if d not in plain]
+        self._decider.add(task, list(dependencies), settled_only, now)
+
+    def _dependency(self, task_id: Hashable, dependency: object) -> TaskHandle[Any]:
         if type(dependency) is TaskHandle:
             if dependency._scheduler is not self:
                 raise UnknownDependencyError(task_id, dependency.id)
-            record = dependency
-        else:
-            known = self._decider.tasks.get(dependency)
-            if known is None:
-                raise UnknownDependencyError(task_id, dependency)
-            record = known
-        if found is None:
-            return [record]
-        found.append(record)
-        return found
+            return dependency
+        known = self._decider.tasks.get(dependency)
+        if known is None:
+            raise UnknownDependencyError(task_id, dependency)
+        return known
 
-    def _submit_from_thread(
-        self,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        id: Hashable | None,  # noqa: A002
-        priority: int,
-        depends_on: Iterable[TaskHandle[Any] | Hashable],
-        timeout: float | None,
-        retry: RetryPolicy | int | None,
-        kwargs: Mapping[str, Any] | None,
-    ) -> TaskHandle[Any]:
-        call = functools.partial(
-            self.submit,
-            fn,
-            *args,
-            id=id,
-            priority=priority,
-            depends_on=depends_on,
-            timeout=timeout,
-            retry=retry,
-            kwargs=kwargs,
-        )
+    def _from_thread(self, call: Callable[[], U]) -> U:
         try:
             return trio.from_thread.run_sync(call, trio_token=self._token)
         except trio.RunFinishedError:
@@ -388,72 +677,235 @@ class Scheduler:
                 "the scheduler has finished; nothing more can be submitted"
             ) from None
 
+    def _own(self, handles: Iterable[TaskHandle[T]]) -> list[TaskHandle[T]]:
+        tasks = list(handles)
+        for task in tasks:
+            if type(task) is not TaskHandle or task._scheduler is not self:
+                raise TypeError(f"expected a TaskHandle of this scheduler, got {task!r}")
+        return tasks
+
     # -- hooks the decider calls --------------------------------------------------------------
 
-    def _publish(self, task: TaskHandle[Any], error: BaseException | None, now: float) -> None:
+    def _observe(self, task: TaskRecord, error: BaseException | None, now: float) -> None:
         if self._events:
             self._events.publish(TaskEvent(task.id, task.status, task.attempts, now, error))
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("task %r is %s (attempt %d)", task.id, task.status.value, task.attempts)
 
-    def _on_settle(self, task: TaskHandle[Any]) -> None:
-        task._scope = None
-        if task._done is not None:
-            task._done.set()
+    def _on_settle(self, task: TaskRecord) -> None:
+        task._scope = None  # type: ignore[attr-defined]
+        status = task.status
+        if status is _FAILED or status is _TIMEOUT:
+            logger.warning("task %r ended %s: %r", task.id, status.value, task.error)
+            if self._failures is not None and type(task) is TaskHandle:
+                self._failures.append(task.failure())
+        if self._watchers:
+            watchers = self._watchers.pop(task, None)
+            if watchers is not None:
+                for watcher in watchers:
+                    watcher(task)
+        if type(task) is _MapItem:
+            self._item_ended(task)
+
+    # -- waiting from inside a task -----------------------------------------------------------
+
+    async def _wait_for(self, tasks: list[TaskHandle[Any]]) -> None:
+        """Wait until every one of ``tasks`` has ended (giving the slot back if called from
+        inside a running task of this scheduler)."""
+        left = len(tasks)
+        done = trio.Event()
+
+        def on_end(_task: TaskRecord) -> None:
+            nonlocal left
+            left -= 1
+            if not left:
+                done.set()
+
+        worker = self._by_trio_task.get(trio.lowlevel.current_task())
+        if worker is not None and worker.task in tasks:
+            raise RuntimeError(f"task {worker.task.id!r} cannot wait for itself")
+        for task in tasks:
+            self._watchers.setdefault(task, []).append(on_end)
+        try:
+            await self._waiting(done.wait)
+        finally:
+            if not done.is_set():
+                for task in tasks:
+                    watchers = self._watchers.get(task)
+                    if watchers is not None and on_end in watchers:
+                        watchers.remove(on_end)
+                        if not watchers:
+                            del self._watchers[task]
+
+    async def _waiting(self, wait: Callable[[], Awaitable[None]]) -> None:
+        """``await wait()``; from inside a running task of this scheduler, with its worker
+        slot (and pool place) given back meanwhile and taken again before returning."""
+        worker = self._by_trio_task.get(trio.lowlevel.current_task())
+        if worker is None or worker.task is None or worker.token is None:
+            await wait()
+            return
+        task = worker.task
+        self._give_up_slot(worker)
+        self._decider.pause(task, self._now())  # type: ignore[arg-type]
+        self._start_workers()
+        await wait()  # cancelled here: the worker ends with this attempt, holding nothing
+        woken = trio.Event()
+        ticket = Resume(task, waiter=(woken, worker))
+        self._decider.resume(ticket)
+        self._start_workers()
+        if ticket.granted:
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            await woken.wait()
+        except BaseException:
+            if not ticket.granted:
+                self._decider.withdraw(ticket, self._now())
+            # (Granted just as it was cancelled: the slot is the worker's; it goes on.)
+            raise
+
+    def _give_up_slot(self, worker: _Worker) -> None:
+        self._limiter.release_on_behalf_of(worker.token)
+        worker.token = None
+        self._workers -= 1
 
     # -- running ----------------------------------------------------------------------------
 
     def _start_workers(self) -> None:
         """Start workers while there is queued work that no started worker will take, and a
         free slot for one. (A worker that has been started but has not run yet will take
-        one queued task; counting those keeps a burst of submits from starting more
-        workers than there is work for.)"""
-        queue = self._decider.queue
+        one queued entry; counting those keeps a burst of submits from starting more
+        workers than there is work for.) A resume ticket at the head of the queue gets the
+        free slot directly: waking its task is cheaper than a new worker."""
+        decider = self._decider
+        queue = decider.queue
         while self._workers < self._max_workers and len(queue) > self._starting:
+            head = queue.peek()
+            if type(head) is Resume:
+                entry = decider.pop(self._now())
+                if type(entry) is Resume:
+                    self._grant(entry)
+                    continue
+                if entry is None:
+                    break
+                # Something better could start instead (the ticket was held by its pool).
+                decider.queue.push_front(entry, entry.priority)
             token = object()
             self._limiter.acquire_on_behalf_of_nowait(token)
             self._workers += 1
             self._starting += 1
-            self._nursery.start_soon(self._worker, token)
+            self._context.run(self._nursery.start_soon, self._worker, token)
+        if decider.rate_held:
+            self._arm_timer()
 
-    def _cancel(self, task: TaskHandle[Any]) -> None:
-        scope = task._scope  # (settling the task forgets it)
-        if self._decider.cancel(task, self._now()) and scope is not None:
+    def _grant(self, ticket: Resume) -> None:
+        """Give a free slot to the paused task whose ticket came up, and wake it."""
+        woken: trio.Event
+        worker: _Worker
+        woken, worker = ticket.waiter  # type: ignore[misc]
+        token = object()
+        self._limiter.acquire_on_behalf_of_nowait(token)
+        worker.token = token
+        self._workers += 1
+        woken.set()
+
+    def _arm_timer(self) -> None:
+        wakeup = self._decider.next_wakeup()
+        if wakeup is None:
+            return
+        if self._timer is not None:
+            if wakeup < self._timer.deadline:
+                self._timer.deadline = wakeup
+            return
+        self._timer = trio.CancelScope(deadline=wakeup)
+        self._context.run(self._nursery.start_soon, self._pool_timer, self._timer)
+
+    async def _pool_timer(self, scope: trio.CancelScope) -> None:
+        """Sleep until a rate-limited pool may start again; release its held work."""
+        while True:
+            with scope:
+                await trio.sleep_forever()
+            self._decider.pools_due(self._now())
+            wakeup = self._decider.next_wakeup()
+            if wakeup is None:
+                self._timer = None
+                self._start_workers()
+                return
+            scope = self._timer = trio.CancelScope(deadline=wakeup)
+            self._start_workers()
+
+    def _cancel(self, task: TaskRecord) -> None:
+        scope = task._scope  # type: ignore[attr-defined]  # (settling the task forgets it)
+        if self._decider.cancel(task, self._now()) and scope is not None:  # type: ignore[arg-type]
             scope.cancel()
 
-    async def _retry_after(self, task: TaskHandle[Any], delay: float) -> None:
+    async def _retry_after(self, task: TaskRecord, delay: float) -> None:
         with trio.CancelScope() as scope:
-            task._scope = scope
+            task._scope = scope  # type: ignore[attr-defined]
             await trio.sleep(delay)
-        if task._scope is scope:
-            task._scope = None
-        self._decider.retry_due(task, self._now())
+        if task._scope is scope:  # type: ignore[attr-defined]
+            task._scope = None  # type: ignore[attr-defined]
+        self._decider.retry_due(task, self._now())  # type: ignore[arg-type]
         self._start_workers()
 
-    def _schedule_retry(self, task: TaskHandle[Any], delay: float | None) -> None:
+    def _after_failure(self, task: TaskRecord, delay: float | None) -> None:
+        if not task.status.is_terminal:
+            logger.info(
+                "task %r attempt %d failed (%r); retrying in %.3g s",
+                task.id,
+                task.attempts,
+                task.error,
+                delay or 0.0,
+            )
         if delay is not None:
-            self._nursery.start_soon(self._retry_after, task, delay)
+            self._context.run(self._nursery.start_soon, self._retry_after, task, delay)
 
     async def _worker(self, token: object) -> None:
         decider = self._decider
+        worker = _Worker(token)
+        me = trio.lowlevel.current_task()
+        self._by_trio_task[me] = worker
         self._starting -= 1
+        now = self._now
         try:
-            while decider.queue:
+            while True:
                 with trio.CancelScope() as scope:
                     done = 0
                     while True:
-                        task = decider.pop()
-                        if task is None:
-                            break
-                        if await self._attempt(task, scope):
+                        entry = decider.pop(now())
+                        if entry is None:
+                            return
+                        if type(entry) is Resume:
+                            # Hand this worker's slot to the paused task and stop.
+                            self._give_up_slot(worker)
+                            self._grant(entry)
+                            return
+                        if type(entry) is Source:
+                            item = self._next_item(entry)
+                            if item is None:
+                                continue
+                            task: TaskRecord = item
+                        else:
+                            task = entry  # type: ignore[assignment]
+                        if await self._attempt(worker, task, scope):
                             break  # the scope is spent; the next attempt needs a fresh one
+                        if worker.token is None:
+                            return  # its slot was given away while the task waited
                         done += 1
                         if done == CHECKPOINT_EVERY:
                             done = 0
                             await trio.lowlevel.checkpoint()
+                if worker.token is None:
+                    return
         finally:
-            self._workers -= 1
-            self._limiter.release_on_behalf_of(token)
+            del self._by_trio_task[me]
+            if worker.token is not None:
+                self._workers -= 1
+                self._limiter.release_on_behalf_of(worker.token)
+            if decider.rate_held:
+                self._arm_timer()
 
-    async def _attempt(self, task: TaskHandle[Any], scope: trio.CancelScope) -> bool:
+    async def _attempt(self, worker: _Worker, task: TaskRecord, scope: trio.CancelScope) -> bool:
         """Run one attempt of ``task`` inside ``scope`` and report how it ended.
 
         Returns whether ``scope`` was cancelled (a timeout or ``cancel()``), so that the
@@ -469,10 +921,10 @@ class Scheduler:
         """
         decider = self._decider
         now = self._now()
-        decider.start(task, now)
-        task._scope = scope
+        decider.start(task, now)  # type: ignore[arg-type]
+        task._scope = scope  # type: ignore[attr-defined]
+        worker.task = task
         spec = task._spec
-        assert spec is not None
         timeout = spec.timeout
         if timeout is not None:
             scope.deadline = now + timeout
@@ -480,20 +932,27 @@ class Scheduler:
         assert args is not None
         kwargs = task._kwargs
         if task._resolve:
-            args, kwargs = _resolve(args, kwargs)
+            args, kwargs = resolve(args, kwargs, task._resolve, TaskHandle)  # type: ignore[arg-type]
+        context = task._context
         error: BaseException | None = None
         try:
             if spec.is_async:
-                value = await (spec.fn(*args, **kwargs) if kwargs else spec.fn(*args))
+                coro = spec.fn(*args, **kwargs) if kwargs else spec.fn(*args)
+                value = await (coro if context is None else _in_context(context, coro))
             else:
                 call = functools.partial(spec.fn, *args, **(kwargs or {}))
+                if context is not None:
+                    call = functools.partial(context.run, call)
                 value = await trio.to_thread.run_sync(call)
                 if inspect.isawaitable(value):
                     value = await value  # an async callable that inspect could not recognise
         except BaseException as exc:
             error = exc
             value = None
-        task._scope = None
+        worker.task = None
+        task._scope = None  # type: ignore[attr-defined]
+        if context is None and contextvars.copy_context() != self._context:
+            self._retire(worker)  # the task changed this worker's context: not for reuse
         now = self._now()
         cut_short = task._cancel_requested
         if timeout is not None:
@@ -504,9 +963,9 @@ class Scheduler:
             scope.deadline = math.inf
         if error is None:
             if cut_short:
-                self._schedule_retry(task, decider.cut_short(task, now))
+                self._after_failure(task, decider.cut_short(task, now))  # type: ignore[arg-type]
             else:
-                decider.complete(task, value, now)
+                decider.complete(task, value, now)  # type: ignore[arg-type]
                 self._start_workers()
             return cut_short
         cancelled, rest = _split(error, trio.Cancelled)
@@ -514,17 +973,73 @@ class Scheduler:
         if cancelled is not None and not cut_short:
             # Not the attempt's own scope: the whole scheduler is being cancelled.
             task._cancel_requested = True
-            decider.cut_short(task, now, rest or fatal)
+            decider.cut_short(task, now, rest or fatal)  # type: ignore[arg-type]
             raise fatal if fatal is not None else cancelled
         if cut_short:
-            delay = decider.cut_short(task, now, rest)
+            delay = decider.cut_short(task, now, rest)  # type: ignore[arg-type]
         else:
-            delay = decider.attempt_failed(task, rest or fatal or error, now)
-        self._schedule_retry(task, delay)
+            delay = decider.attempt_failed(task, rest or fatal or error, now)  # type: ignore[arg-type]
+        self._after_failure(task, delay)
         self._start_workers()
         if fatal is not None:
             raise fatal
         return cut_short
+
+    def _retire(self, worker: _Worker) -> None:
+        """Hand ``worker``'s slot to a fresh worker in the scheduler's own context."""
+        if worker.token is None:
+            return
+        token = worker.token
+        worker.token = None
+        self._starting += 1
+        self._context.run(self._nursery.start_soon, self._worker, token)
+
+    # -- map ------------------------------------------------------------------------------------
+
+    def _next_item(self, source: Source) -> _MapItem | None:
+        """Take the next item from a ``map()`` source that may start; ``None`` when it has
+        run out (or failed)."""
+        run: _MapRun = source.runner  # type: ignore[assignment]
+        try:
+            item = next(run.items)
+        except StopIteration:
+            source.exhausted = True
+            if not run.live:
+                run.done.set()
+            return None
+        except Exception as exc:
+            # The caller's iterable failed: that is the call's error.
+            if run.error is None:
+                run.error = exc
+            self._abandon(run)
+            return None
+        self._decider.put_back(source)
+        self._start_workers()  # the source stays in the queue: another worker may take more
+        index = len(run.results)
+        run.results.append(None)
+        task = _MapItem(run, index, item, self._now())
+        run.live.add(task)
+        self._decider.admit(task, task._created)  # type: ignore[arg-type]
+        return task
+
+    def _item_ended(self, task: _MapItem) -> None:
+        run = task._run
+        run.live.discard(task)
+        if task.status is _COMPLETED:
+            run.results[task._index] = task.result
+        elif run.error is None:
+            run.error = task.failure()
+            self._abandon(run)
+        if run.finished():
+            run.done.set()
+
+    def _abandon(self, run: _MapRun) -> None:
+        """Stop a ``map()``: take no more items, cancel those still running or waiting."""
+        run.source.exhausted = True
+        for task in list(run.live):
+            self._cancel(task)
+        if run.finished():
+            run.done.set()
 
     # -- lifetime (the three hooks of open_owner) -----------------------------------------------
 
@@ -545,16 +1060,6 @@ class Scheduler:
         return self._wall_origin + timedelta(seconds=at - self._started)
 
 
-def _resolve(
-    args: tuple[Any, ...], kwargs: dict[str, Any] | None
-) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
-    """The arguments with each data dependency replaced by its result."""
-    args = tuple(a.result if type(a) is TaskHandle else a for a in args)
-    if kwargs:
-        kwargs = {k: v.result if type(v) is TaskHandle else v for k, v in kwargs.items()}
-    return args, kwargs
-
-
 def _split(
     error: BaseException | None, kind: type[BaseException] | tuple[type[BaseException], ...]
 ) -> tuple[BaseException | None, BaseException | None]:
@@ -571,7 +1076,11 @@ def _split(
 
 @asynccontextmanager
 async def open_scheduler(
-    *, max_workers: int = 5, raise_on_failure: bool = False
+    *,
+    max_workers: int = 5,
+    raise_on_failure: bool = False,
+    pools: Mapping[str, Pool] | None = None,
+    keep_finished: int | None = None,
 ) -> AsyncIterator[Scheduler]:
     """Open a :class:`Scheduler` that runs its tasks in a nursery of its own.
 
@@ -580,13 +1089,34 @@ async def open_scheduler(
     exception propagates as itself. With ``raise_on_failure=True``, a normal exit raises an
     ``ExceptionGroup`` of one :class:`TaskFailed` per task that ended FAILED or TIMEOUT.
 
+    Args:
+        max_workers: at most this many task attempts run at once.
+        raise_on_failure: raise the failures on a normal exit, as above.
+        pools: named :class:`Pool` limits that tasks join with ``submit(..., pool=name)``.
+        keep_finished: ``None`` keeps every finished task in :attr:`Scheduler.tasks`; an
+            int N keeps only the N most recently finished, so a long-lived scheduler's
+            memory stays bounded. Handles the user holds keep working.
+
     Raises:
-        TypeError, ValueError: ``max_workers`` is not an int >= 1.
+        TypeError, ValueError: ``max_workers`` is not an int >= 1, ``keep_finished`` is
+            not ``None`` or an int >= 0, or ``pools`` is not a mapping of names to pools.
     """
     workers = check_int("max_workers", max_workers, minimum=1)
-    async with open_owner(lambda nursery: Scheduler(nursery, workers)) as scheduler:
+    keep = None if keep_finished is None else check_int("keep_finished", keep_finished, minimum=0)
+    named: dict[str, Pool] = {}
+    if pools is not None:
+        if not isinstance(pools, Mapping):
+            raise TypeError(f"pools must be a mapping of names to Pool, got {pools!r}")
+        for name, pool in pools.items():
+            if not isinstance(name, str) or not isinstance(pool, Pool):
+                raise TypeError(f"pools must map names (str) to Pool, got {name!r}: {pool!r}")
+            named[name] = pool
+
+    def make(nursery: trio.Nursery) -> Scheduler:
+        return Scheduler(nursery, workers, named, keep, raise_on_failure)
+
+    async with open_owner(make) as scheduler:
         yield scheduler
-    if raise_on_failure:
-        failures: list[TaskFailed] = [t.failure() for t in scheduler._decider.failures()]
-        if failures:
-            raise ExceptionGroup(f"{len(failures)} task(s) did not complete", failures)
+    failures = scheduler._failures
+    if failures:
+        raise ExceptionGroup(f"{len(failures)} task(s) did not complete", failures)
