@@ -6,7 +6,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from trioflow import CycleError, DuplicateTaskError, UnknownDependencyError
+from trioflow import CycleError, DuplicateTaskError, SchedulerClosedError, UnknownDependencyError
 from trioflow.compat import SmartScheduler, Task, TaskStatus
 
 
@@ -204,3 +204,47 @@ async def test_stats_before_and_during_the_run(autojump_clock: MockClock) -> Non
     assert scheduler.get_stats()["status"]["pending"] == 2
     await scheduler.run()
     assert [(s["running"], s["pending"], s["completed"]) for s in seen] == [(1, 1, 0), (1, 0, 1)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({"priority": "high"}, TypeError, "task 'x': priority must be an int"),
+        ({"timeout": "30"}, TypeError, "task 'x': timeout must be a number"),
+        ({"retry_delay": -1}, ValueError, "task 'x': delay must be >= 0"),
+        ({"kwargs": ["a"]}, TypeError, "task 'x': kwargs must be a dict"),
+    ],
+)
+async def test_a_malformed_task_is_refused_at_add_task_not_during_run(
+    fields: dict[str, object], error: type[Exception], message: str, autojump_clock: MockClock
+) -> None:
+    async def work() -> None:
+        pass
+
+    scheduler = SmartScheduler()
+    task = Task(id="x", func=work)
+    for name, value in fields.items():
+        setattr(task, name, value)  # after construction, as the chapter's code would
+    with pytest.raises(error, match=message):
+        await scheduler.add_task(task)
+    assert scheduler.tasks == {}
+    assert await scheduler.run() == {}
+
+
+def test_dependencies_given_as_one_string_are_refused() -> None:
+    async def work() -> None:
+        pass
+
+    with pytest.raises(TypeError, match="not a string: 'task-a'"):
+        Task(id="b", func=work, dependencies="task-a")  # type: ignore[arg-type]
+
+
+async def test_add_task_after_run_is_an_error_not_ignored(autojump_clock: MockClock) -> None:
+    async def work() -> None:
+        pass
+
+    scheduler = SmartScheduler()
+    await scheduler.run()
+    with pytest.raises(SchedulerClosedError, match="run\\(\\) has finished"):
+        await scheduler.add_task(Task(id="late", func=work))
+    assert scheduler.tasks == {}

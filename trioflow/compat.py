@@ -19,15 +19,16 @@ defects fixed:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 import trio
 
-from ._errors import DuplicateTaskError, UnknownDependencyError
+from ._errors import DuplicateTaskError, SchedulerClosedError, UnknownDependencyError
 from ._retry import RetryPolicy
+from ._validate import check_int, check_optional_number
 from .scheduler._graph import dependency_order
 from .scheduler._records import TaskStatus
 from .scheduler._runner import Scheduler, TaskHandle, open_scheduler
@@ -39,6 +40,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _id_set(value: Iterable[str]) -> set[str]:
+    # set("task-a") would quietly become a set of letters.
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"dependencies must be a collection of ids, not a string: {value!r}")
+    return set(value)
+
+
 @attrs.define(eq=False)
 class Task:
     """A task in the seed chapter's shape: what to run, and (after ``run()``) how it went."""
@@ -48,7 +56,7 @@ class Task:
     args: tuple[Any, ...] = attrs.field(factory=tuple, converter=tuple)
     kwargs: dict[str, Any] = attrs.field(factory=dict)
     priority: int = 1  # lower runs first
-    dependencies: set[str] = attrs.field(factory=set, converter=set)
+    dependencies: set[str] = attrs.field(factory=set, converter=_id_set)
     timeout: float | None = 30.0
     max_retries: int = 3
     retry_delay: float = 1.0
@@ -68,18 +76,33 @@ class Task:
         return RetryPolicy(max_retries=self.max_retries, delay=self.retry_delay, backoff=2.0)
 
 
+def _check(task: Task) -> None:
+    """Refuse a malformed :class:`Task` with the error ``submit`` would raise, naming it."""
+    name = f"task {task.id!r}"
+    if not isinstance(task.id, Hashable):
+        raise TypeError(f"task id must be hashable, got {task.id!r}")
+    if not callable(task.func):
+        raise TypeError(f"{name}: func must be callable, got {task.func!r}")
+    if not isinstance(task.args, tuple):
+        raise TypeError(f"{name}: args must be a tuple, got {task.args!r}")
+    if not isinstance(task.kwargs, dict) or not all(isinstance(k, str) for k in task.kwargs):
+        raise TypeError(f"{name}: kwargs must be a dict with str keys, got {task.kwargs!r}")
+    try:
+        check_int("priority", task.priority, minimum=-(2**63))
+        check_optional_number("timeout", task.timeout, positive=True, finite=False)
+        task._retry_policy()  # checks max_retries and retry_delay
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+
+
 class SmartScheduler:
     """The seed's ``SmartScheduler``: ``add_task`` then ``run``, ``get_stats`` at any time."""
 
     def __init__(self, max_workers: int = 5) -> None:
-        if type(max_workers) is not int:
-            raise TypeError(f"max_workers must be an int, got {max_workers!r}")
-        if max_workers < 1:
-            raise ValueError(f"max_workers must be >= 1, got {max_workers!r}")
-        self.max_workers = max_workers
+        self.max_workers = check_int("max_workers", max_workers, minimum=1)
         self.tasks: dict[str, Task] = {}
         self._position: dict[Hashable, int] = {}
-        self._handles: dict[str, TaskHandle] = {}
+        self._handles: dict[str, TaskHandle[Any]] = {}
         self._scheduler: Scheduler | None = None
         self._ran = False
 
@@ -87,19 +110,25 @@ class SmartScheduler:
         """Add ``task``; return its id. During ``run()`` (from inside a running task) it is
         scheduled at once, so its dependencies must already have been added.
 
+        Every field is checked here, so that a malformed task is refused at once rather
+        than failing halfway through ``run()``.
+
         Raises:
-            TypeError: ``task`` is not a :class:`Task` or ``func`` is not callable.
+            TypeError: ``task`` is not a :class:`Task`, or a field has the wrong type
+                (``func`` not callable, ``args`` not a tuple, ``kwargs`` not a dict,
+                ``priority`` not an int, a dependency that is not a hashable id).
             ValueError: a bad timeout or retry setting.
             DuplicateTaskError: the id is already in use.
+            SchedulerClosedError: ``run()`` has already finished.
         """
         await trio.lowlevel.checkpoint()
         if not isinstance(task, Task):
             raise TypeError(f"add_task takes a Task, got {task!r}")
-        if not callable(task.func):
-            raise TypeError(f"task {task.id!r}: func must be callable, got {task.func!r}")
-        if task.timeout is not None and not task.timeout > 0:
-            raise ValueError(f"task {task.id!r}: timeout must be > 0, got {task.timeout!r}")
-        task._retry_policy()  # validates max_retries and retry_delay
+        if self._ran and self._scheduler is None:
+            raise SchedulerClosedError(
+                f"run() has finished; task {task.id!r} would never run (use a new scheduler)"
+            )
+        _check(task)
         if task.id in self.tasks:
             raise DuplicateTaskError(task.id)
         if self._scheduler is not None:
@@ -126,7 +155,7 @@ class SmartScheduler:
             async with open_scheduler(max_workers=self.max_workers) as scheduler:
                 self._scheduler = scheduler
                 for task_id in order:
-                    self._submit(scheduler, self.tasks[task_id])
+                    self._submit(scheduler, self.tasks[task_id])  # type: ignore[index]
         finally:
             self._scheduler = None
             self._copy_back()
