@@ -1,6 +1,7 @@
 """Tables, goals and plots from a results file. No figure is typed by hand.
 
-python -m benchmarks.report benchmarks/results/<file>.json   # regenerate the docs page
+python -m benchmarks.report benchmarks/results/<file>.json   # regenerate the docs page and
+                                                              # the results file's own .md
 
 Every ratio here is the median of per-repetition ratios: contenders took turns within each
 repetition, so run *i* of one and run *i* of another ran side by side.
@@ -228,7 +229,7 @@ def _fmt(value: float | None) -> str:
         return f"{value:,.0f}"
     if abs(value) >= 10:
         return f"{value:.1f}"
-    return f"{value:.3g}"
+    return f"{value:#.3g}"
 
 
 def goals_table(rows: list[dict[str, Any]]) -> str:
@@ -311,7 +312,7 @@ def close_to_floor(results: dict[str, Any]) -> str:
         if floor is None and mine is None:
             reason = _gap(results, workload, ours, size) or _gap(results, workload, FLOOR, size)
             if reason:
-                rows.append([label, "–", "–", reason])
+                rows.append([label, "–", "–", f"not measured: {reason}"])
             return
         ratio = _ratio(mine, floor)
         shown = "–" if ratio is None else f"{ratio:.2f}× the floor's {kind}"
@@ -563,7 +564,7 @@ discrete-event simulation of a zero-overhead first-come-first-served scheduler
 
 ```bash
 .venv/bin/pip install -e '.[bench]'      # anyio, aiometer, uvloop, matplotlib
-.venv/bin/python -m benchmarks.run       # ~8 minutes; writes benchmarks/results/ and this page
+.venv/bin/python -m benchmarks.run       # ~10 minutes; writes benchmarks/results/ and this page
 .venv/bin/python -m benchmarks.run --quick --out /tmp/bench   # seconds: every contender, tiny
 .venv/bin/python -m benchmarks.report benchmarks/results/FILE.json   # this page from a file
 ```
@@ -618,7 +619,8 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(source.read_text(encoding="utf-8"))
     page = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
     write_docs(results, source, page)
-    print(f"wrote {page}")
+    source.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
+    print(f"wrote {page} and {source.with_suffix('.md')}")
     return 0
 
 

@@ -1,6 +1,6 @@
 """Run the benchmark suite: trioflow against its trio and asyncio peers, same machine, same run.
 
-    python -m benchmarks.run                    # the full suite (~8 minutes); updates the docs
+    python -m benchmarks.run                    # the full suite (~10 minutes); updates the docs
     python -m benchmarks.run --quick            # tiny sizes, one run each: seconds
     python -m benchmarks.run --quick --out DIR  # ... and keep its results in DIR
 
@@ -56,14 +56,14 @@ SCHEDULERS = [
 ]
 WORKERS = 50
 
-# Contenders that start a task per job are run up to this many no-op jobs only: beyond, one
-# run takes minutes (and a parked trio task ~2 KB), which the suite's time budget cannot hold.
-# The seed polls every 100 ms and rescans its whole queue per poll: quadratic past 10k.
+# Some contenders run up to a number of no-op jobs only, for the suite's time budget: those
+# that start a task per job take minutes for 1M (and a parked trio task holds ~2 KB); the seed
+# polls every 100 ms and rescans its whole queue per poll, quadratic past 10k.
 LARGEST = {
-    "seed_reference": 10_000,
-    "trio_nursery": 100_000,
-    "anyio_taskgroup": 100_000,
-    "aiometer_trio": 100_000,
+    "seed_reference": (10_000, "polls and rescans its queue: quadratic"),
+    "trio_nursery": (100_000, "a task per job: minutes per run beyond"),
+    "anyio_taskgroup": (100_000, "a task per job: minutes per run beyond"),
+    "aiometer_trio": (100_000, "a task per job: minutes per run beyond"),
 }
 
 
@@ -109,7 +109,7 @@ class _Contender:
         return None
 
     def largest(self) -> int | None:
-        return LARGEST.get(self.key)
+        return LARGEST[self.key][0] if self.key in LARGEST else None
 
     def call(self, fn: str, *args: Any) -> Any:
         gc.collect()
@@ -119,13 +119,10 @@ class _Contender:
         return getattr(self.module, fn)(*args, **self.kwargs)
 
 
-def _optional(name: str, log: Callable[[str], None]) -> ModuleType | None:
-    """Import a contender whose library may be missing; say so when it is."""
-    try:
-        return _load(name)
-    except ImportError as error:
-        log(f"skipped {name}: {error.name or error} is not installed ({error})")
-        return None
+# Libraries only some contenders need (the ``bench`` extra; the ``test`` extra has the first
+# two): a contender whose library is missing is skipped, and the run says so. Any other import
+# error (trioflow itself, say) fails the run.
+OPTIONAL = ("anyio", "aiometer", "uvloop")
 
 
 def contenders(log: Callable[[str], None]) -> tuple[list[_Contender], list[dict[str, str]]]:
@@ -133,9 +130,14 @@ def contenders(log: Callable[[str], None]) -> tuple[list[_Contender], list[dict[
     found: list[_Contender] = []
     skipped: list[dict[str, str]] = []
     for name in SCHEDULERS:
-        module = _optional(name, log)
-        if module is None:
-            skipped.append({"contender": name, "reason": "its library is not installed"})
+        try:
+            module = _load(name)
+        except ImportError as error:
+            if error.name not in OPTIONAL:
+                raise
+            reason = f"{error.name} is not installed"
+            log(f"skipped {name}: {reason}")
+            skipped.append({"contender": name, "reason": reason})
             continue
         variants: dict[str, dict[str, Any]] = getattr(module, "VARIANTS", {})
         if variants:
@@ -210,12 +212,8 @@ class Suite:
             if reason:
                 self.gap(workload, size, contender.name, reason)
             elif args is None:
-                self.gap(
-                    workload,
-                    size,
-                    contender.name,
-                    f"run up to {contender.largest():,} tasks only (time budget)",
-                )
+                largest, why = LARGEST.get(contender.key, (0, "not run at this size"))
+                self.gap(workload, size, contender.name, f"run up to {largest:,} only ({why})")
             else:
                 taking.append((contender, args))
         runs: dict[str, list[float]] = {}

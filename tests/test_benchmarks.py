@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -138,7 +139,7 @@ def test_a_workload_a_peer_cannot_express_is_shown_with_its_reason() -> None:
         ],
     }
     table = report.faster_than_trio(results)
-    assert "| aiometer run_all | 8 | 4× | n/a (1) |" in table
+    assert "| aiometer run_all | 8.00 | 4× | n/a (1) |" in table
     assert "(1) chain: no dependencies between jobs" in table
     assert "| 10 | aiometer run_all | not run: no dependencies between jobs |" in report.tables(
         results
@@ -150,6 +151,36 @@ def test_a_quick_run_writes_to_a_temporary_directory_unless_told() -> None:
     quick = run.output_directory(quick=True, out=None)
     assert not quick.resolve().is_relative_to(ROOT)
     assert run.output_directory(quick=True, out=Path("x")) == Path("x")
+
+
+def test_a_contender_whose_optional_library_is_missing_is_skipped_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = run._load
+
+    def load(name: str) -> ModuleType:
+        if name == "aiometer_trio":
+            raise ModuleNotFoundError("No module named 'aiometer'", name="aiometer")
+        return real(name)
+
+    monkeypatch.setattr(run, "_load", load)
+    lines: list[str] = []
+    found, skipped = run.contenders(lines.append)
+    assert skipped[0] == {"contender": "aiometer_trio", "reason": "aiometer is not installed"}
+    assert "skipped aiometer_trio: aiometer is not installed" in lines
+    assert not any(c.key == "aiometer_trio" for c in found)
+    assert any(c.name == "trioflow" for c in found)
+
+
+def test_a_broken_trioflow_fails_the_run_instead_of_being_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def load(name: str) -> ModuleType:
+        raise ModuleNotFoundError("No module named 'trioflow._x'", name="trioflow._x")
+
+    monkeypatch.setattr(run, "_load", load)
+    with pytest.raises(ModuleNotFoundError):
+        run.contenders(lambda line: None)
 
 
 def _tracked_outputs() -> dict[Path, bytes]:
