@@ -8,7 +8,7 @@ package, ``CalculatorAgent`` evaluates arithmetic with an allow-listed ``ast`` w
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -17,10 +17,12 @@ from .._messages import AgentCapability
 from ._arithmetic import CalculationError as CalculationError, evaluate as evaluate
 from ._text import corpus, search, summarize
 
+T = TypeVar("T")
+
 __all__ = ["CalculationError", "CalculatorAgent", "SearchAgent", "SummarizeAgent", "evaluate"]
 
 
-def _field(task: Mapping[str, Any], name: str, kind: type) -> Any:
+def _field(task: Mapping[str, Any], name: str, kind: type[T]) -> T:
     value = task.get(name)
     if not isinstance(value, kind):
         raise ValueError(f"task needs a {kind.__name__} {name!r}, got {value!r}")

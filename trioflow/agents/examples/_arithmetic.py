@@ -64,8 +64,9 @@ def evaluate(expression: str) -> int | float:
 
 def _value(node: ast.expr) -> int | float:
     if isinstance(node, ast.Constant):
-        if type(node.value) in (int, float):
-            return node.value
+        value = node.value
+        if type(value) is int or type(value) is float:  # not bool, not complex
+            return value
         raise CalculationError(f"only numbers are allowed, not {node.value!r}")
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_value(node.operand))

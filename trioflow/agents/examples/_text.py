@@ -8,7 +8,6 @@ import re
 from collections import Counter
 from functools import cache
 from importlib import resources
-from typing import Any
 
 _WORD = re.compile(r"[a-z0-9]+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -64,7 +63,7 @@ def corpus() -> tuple[dict[str, str], ...]:
 
 def search(
     query: str, documents: tuple[dict[str, str], ...], limit: int = 3
-) -> list[dict[str, Any]]:
+) -> list[dict[str, str | float]]:
     """Documents ranked by TF-IDF of the query's words, best first; no match, no result."""
     terms = words(query)
     doc_words = [words(doc["title"] + " " + doc["text"]) for doc in documents]
