@@ -2,9 +2,14 @@
 
 import pytest
 
-from trioflow import NoCapableAgentError
+from trioflow import NoCapableAgentError, RetryPolicy
 from trioflow.agents import AgentGone, AssignmentStatus
-from trioflow.agents._dispatch import Dispatcher
+from trioflow.agents._dispatch import DEFAULT_RETRY, Dispatcher, resolve_retry
+
+
+def attempts(n: int) -> RetryPolicy:
+    """The seed's ``max_attempts=n`` in the dispatcher's vocabulary."""
+    return RetryPolicy(max_retries=n - 1, delay=0.0)
 
 
 def ids(outcome) -> list:
@@ -81,7 +86,7 @@ def test_a_stale_token_is_discarded_and_the_task_completes_once() -> None:
 
 
 def test_retry_prefers_agents_that_have_not_failed_the_task() -> None:
-    d = Dispatcher(max_attempts=3)
+    d = Dispatcher(attempts(3))
     d.register("a", {"s"}, 1, now=0.0)
     d.register("b", {"s"}, 1, now=1.0)
     d.register("c", {"s"}, 1, now=2.0)
@@ -100,7 +105,7 @@ def test_retry_prefers_agents_that_have_not_failed_the_task() -> None:
 
 
 def test_when_every_capable_agent_failed_it_any_may_retry() -> None:
-    d = Dispatcher(max_attempts=3)
+    d = Dispatcher(attempts(3))
     d.register("a", {"s"}, 1, now=0.0)
     _, outcome = d.submit("s", "x")
     retry = d.fail("a", outcome.assignments[0].token, ValueError("1"), now=1.0)
@@ -108,7 +113,7 @@ def test_when_every_capable_agent_failed_it_any_may_retry() -> None:
 
 
 def test_out_of_attempts_fails_with_every_error() -> None:
-    d = Dispatcher(max_attempts=2)
+    d = Dispatcher(attempts(2))
     d.register("a", {"s"}, 1, now=0.0)
     task, outcome = d.submit("s", "x")
     retry = d.fail("a", outcome.assignments[0].token, ValueError("1"), now=1.0)
@@ -171,7 +176,7 @@ def test_heartbeat_deadlines() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("a", {"s"}, 0), "concurrency must be an int >= 1"),
+        (("a", {"s"}, 0), "concurrency must be >= 1, got 0"),
         (("a", set(), 1), "has no capabilities"),
     ],
 )
@@ -185,5 +190,204 @@ def test_duplicate_agent_ids_and_bad_max_attempts() -> None:
     d.register("a", {"s"}, 1, now=0.0)
     with pytest.raises(ValueError, match="already registered"):
         d.register("a", {"s"}, 1, now=0.0)
-    with pytest.raises(ValueError, match="max_attempts"):
-        Dispatcher(max_attempts=0)
+    with pytest.raises(ValueError, match="max_attempts must be >= 1, got 0"):
+        resolve_retry(DEFAULT_RETRY, max_attempts=0)
+
+
+# -- retries: the scheduler's vocabulary ------------------------------------------------------
+
+
+def test_resolve_retry_speaks_the_schedulers_language() -> None:
+    assert resolve_retry(DEFAULT_RETRY) == RetryPolicy(max_retries=2, delay=0.0)
+    assert resolve_retry(None) is None
+    assert resolve_retry(0) is None
+    assert resolve_retry(3) == RetryPolicy(max_retries=3)  # the default policy's delays
+    policy = RetryPolicy(max_retries=1, delay=0.5)
+    assert resolve_retry(policy) is policy
+
+
+def test_max_attempts_is_an_alias_for_a_delay_free_policy() -> None:
+    assert resolve_retry(DEFAULT_RETRY, max_attempts=4) == RetryPolicy(max_retries=3, delay=0)
+    assert resolve_retry(DEFAULT_RETRY, max_attempts=1) == RetryPolicy(max_retries=0, delay=0)
+    with pytest.raises(ValueError, match="not both"):
+        resolve_retry(RetryPolicy(max_retries=2, delay=0.0), max_attempts=3)
+    with pytest.raises(ValueError, match="not both"):
+        resolve_retry(None, max_attempts=3)
+
+
+@pytest.mark.parametrize(
+    ("retry", "max_attempts", "error"),
+    [
+        ("2", None, TypeError),
+        (True, None, TypeError),
+        (-1, None, ValueError),
+        (DEFAULT_RETRY, "3", TypeError),
+        (DEFAULT_RETRY, True, TypeError),
+        (DEFAULT_RETRY, 0, ValueError),
+    ],
+)
+def test_bad_retry_arguments(retry: object, max_attempts: object, error: type) -> None:
+    with pytest.raises(error):
+        resolve_retry(retry, max_attempts)  # type: ignore[arg-type]
+
+
+def test_no_retry_policy_means_one_attempt() -> None:
+    d = Dispatcher(None)
+    d.register("a", {"s"}, 1, now=0.0)
+    d.register("b", {"s"}, 1, now=1.0)
+    task, outcome = d.submit("s", "x")
+    final = d.fail("a", outcome.assignments[0].token, ValueError("once"), now=2.0)
+    assert final.finished == [task] and task.status is AssignmentStatus.FAILED
+    assert d.max_attempts == 1 and d.retries == 0
+
+
+def test_a_retry_waits_out_its_delay_holding_no_slot() -> None:
+    d = Dispatcher(RetryPolicy(max_retries=1, delay=2.0))
+    d.register("a", {"s"}, 1, now=0.0)
+    task, outcome = d.submit("s", "x")
+    failed = d.fail("a", outcome.assignments[0].token, ValueError("1"), now=1.0)
+    assert failed.delayed == [(task, 2.0)] and failed.assignments == []
+    assert task.status is AssignmentStatus.WAITING and (d.waiting, d.queued) == (1, 0)
+    other, meanwhile = d.submit("s", "y")  # the agent's slot is free while x waits
+    assert ids(meanwhile) == [("a", "y")]
+    due = d.retry_due(task)
+    assert due.assignments == [] and task.status is AssignmentStatus.QUEUED
+    assert (d.waiting, d.queued) == (0, 1)
+    freed = d.complete("a", meanwhile.assignments[0].token, "y!", now=3.0)
+    assert freed.finished == [other] and ids(freed) == [("a", "x")]
+    assert task.attempts == 2 and d.retries == 1
+
+
+def test_retry_delays_back_off_with_jitter_from_the_given_source() -> None:
+    policy = RetryPolicy(max_retries=3, delay=1.0, backoff=2.0, jitter=0.5)
+    d = Dispatcher(policy, random=lambda: 1.0)  # the top of the jitter range: x1.5
+    d.register("a", {"s"}, 1, now=0.0)
+    task, outcome = d.submit("s", "x")
+    delays = []
+    token = outcome.assignments[0].token
+    for n in range(3):
+        failed = d.fail("a", token, ValueError(n), now=float(n))
+        assert failed.delayed is not None
+        delays.append(failed.delayed[0][1])
+        token = d.retry_due(task).assignments[0].token
+    assert delays == [1.5, 3.0, 6.0]
+
+
+def test_a_cancelled_waiting_retry_is_never_placed() -> None:
+    d = Dispatcher(RetryPolicy(max_retries=1, delay=5.0))
+    d.register("a", {"s"}, 1, now=0.0)
+    task, outcome = d.submit("s", "x")
+    d.fail("a", outcome.assignments[0].token, ValueError("1"), now=1.0)
+    assert d.cancel(task, None).finished == [task]
+    assert d.waiting == 0 and task.status is AssignmentStatus.CANCELLED
+    late = d.retry_due(task)
+    assert not late.accepted and late.assignments == []
+
+
+def test_retry_on_filters_the_agents_errors_but_not_lost_agents() -> None:
+    d = Dispatcher(RetryPolicy(max_retries=3, delay=0, retry_on=(KeyError,)))
+    for name, since in (("a", 0.0), ("b", 1.0), ("c", 2.0)):
+        d.register(name, {"s"}, 1, now=since)
+    task, _outcome = d.submit("s", "x")
+    lost = d.set_offline("a", AgentGone("silent"), now=3.0)  # not a KeyError: retried anyway
+    assert ids(lost) == [("b", "x")]
+    retried = d.fail("b", lost.assignments[0].token, KeyError("k"), now=4.0)
+    assert ids(retried) == [("c", "x")]
+    final = d.fail("c", retried.assignments[0].token, ValueError("v"), now=5.0)
+    assert final.finished == [task] and task.status is AssignmentStatus.FAILED
+    assert task.attempts == 3
+
+
+def test_a_task_whose_last_attempt_timed_out_ends_timeout() -> None:
+    d = Dispatcher(attempts(2))
+    d.register("a", {"s"}, 1, now=0.0)
+    task, outcome = d.submit("s", "x")
+    retry = d.fail("a", outcome.assignments[0].token, TimeoutError("1"), now=1.0, timed_out=True)
+    assert task.status is AssignmentStatus.ASSIGNED  # a timeout is retried like a failure
+    final = d.fail("a", retry.assignments[0].token, TimeoutError("2"), now=2.0, timed_out=True)
+    assert final.finished == [task] and task.status is AssignmentStatus.TIMEOUT
+
+
+def test_a_failure_after_a_timeout_ends_failed() -> None:
+    d = Dispatcher(attempts(2))
+    d.register("a", {"s"}, 1, now=0.0)
+    task, outcome = d.submit("s", "x")
+    retry = d.fail("a", outcome.assignments[0].token, TimeoutError("1"), now=1.0, timed_out=True)
+    d.fail("a", retry.assignments[0].token, ValueError("2"), now=2.0)
+    assert task.status is AssignmentStatus.FAILED
+
+
+def test_a_reports_outcome_names_the_attempt_it_ended() -> None:
+    d = Dispatcher()
+    d.register("a", {"s"}, 1, now=0.0)
+    task, outcome = d.submit("s", "x")
+    failed = d.fail("a", outcome.assignments[0].token, ValueError("1"), now=1.0)
+    assert failed.attempt == 1 and task.attempts == 2  # the retry went out at once
+
+
+def test_rejected_tasks_are_not_retried() -> None:
+    d = Dispatcher()
+    d.register("a", {"s"}, 1, now=0.0)
+    task, outcome = d.submit("s", "x")
+    final = d.fail("a", outcome.assignments[0].token, ValueError("bad"), now=1.0, retry=False)
+    assert final.finished == [task] and task.attempts == 1
+
+
+# -- costs ------------------------------------------------------------------------------------
+
+
+def test_a_fast_failing_agent_costs_no_rescan_of_waiting_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Retries that avoid the failing agent wait in one heap; the failing agent looks at its
+    head only, instead of scanning every waiting retry per report."""
+    checks = 0
+    may_take = Dispatcher._may_take
+
+    def counting(self: Dispatcher, *args: object) -> bool:
+        nonlocal checks
+        checks += 1
+        return may_take(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Dispatcher, "_may_take", counting)
+    d = Dispatcher(attempts(3))
+    d.register("healthy", {"s"}, 1, now=0.0)
+    d.register("failing", {"s"}, 1, now=1.0)
+    n = 2000
+    first = [d.submit("s", i)[1] for i in range(n)]
+    token = first[1].assignments[0].token  # "healthy" took task 0 and keeps it
+    for step in range(n - 1):  # "failing" fails tasks 1 .. n-1, one after the other
+        report = d.fail("failing", token, ValueError(step), now=2.0 + step)
+        if step < n - 2:
+            assert [a.agent_id for a in report.assignments] == ["failing"]
+            token = report.assignments[0].token
+    assert report.assignments == []
+    assert d.queued == n - 1  # every retried task waits for "healthy"
+    assert len(d._constrained["s"]) == 1  # one avoid set: {"failing"}
+    assert checks <= 2 * n
+
+
+def test_stranded_counts_out_the_requester_a_task_must_avoid() -> None:
+    d = Dispatcher()
+    d.register("asker", {"s"}, 1, now=0.0)
+    d.register("helper", {"s"}, 1, now=0.0)
+    d.set_offline("helper", AgentGone("silent"), now=1.0)
+    _, busy = d.submit("s", "keeps asker busy")
+    request, outcome = d.submit("s", "delegated", excluded="asker")
+    assert outcome.assignments == [] and busy.assignments[0].agent_id == "asker"
+    assert list(d.stranded()) == [request]  # only the requester itself is online
+
+
+def test_an_agent_that_failed_a_task_takes_it_back_when_its_peers_go() -> None:
+    d = Dispatcher()
+    d.register("a", {"s"}, 1, now=0.0)
+    d.register("b", {"s"}, 1, now=1.0)
+    task, outcome = d.submit("s", "x")
+    _, _busy = d.submit("s", "y")
+    d.fail("a", outcome.assignments[0].token, ValueError("1"), now=2.0)  # waits for b
+    assert task.status is AssignmentStatus.QUEUED
+    moved = d.set_offline("b", AgentGone("silent"), now=3.0)
+    # y was b's: it goes to a first (it failed nowhere); x, which a failed, waits again
+    assert ids(moved) == [("a", "y")]
+    again = d.complete("a", moved.assignments[0].token, "y!", now=4.0)
+    assert ids(again) == [("a", "x")]

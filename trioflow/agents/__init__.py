@@ -14,22 +14,30 @@ from .._errors import (
 from .._public import publish as _publish
 from ._agent import Agent as Agent
 from ._coordinator import (
-    AgentInfo as AgentInfo,
-    AgentStats as AgentStats,
     AssignmentHandle as AssignmentHandle,
     Coordinator as Coordinator,
-    CoordinatorEvent as CoordinatorEvent,
-    CoordinatorStats as CoordinatorStats,
     open_coordinator as open_coordinator,
 )
-from ._dispatch import AssignmentStatus as AssignmentStatus
 from ._messages import (
     AgentCapability as AgentCapability,
     Message as Message,
     MessageType as MessageType,
 )
+from ._records import (
+    AgentInfo as AgentInfo,
+    AgentStats as AgentStats,
+    AgentStatus as AgentStatus,
+    AssignmentStatus as AssignmentStatus,
+    CoordinatorEvent as CoordinatorEvent,
+    CoordinatorStats as CoordinatorStats,
+    EventKind as EventKind,
+)
 from ._supervision import RestartPolicy as RestartPolicy
-from .transport._memory import WorkItem as WorkItem
+from .transport import (
+    InMemoryTransport as InMemoryTransport,
+    Transport as Transport,
+    WorkItem as WorkItem,
+)
 
 # The seed chapter's name for the base class.
 BaseAgent = Agent

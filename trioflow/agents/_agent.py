@@ -1,29 +1,42 @@
-"""Agent: the base class users subclass, and its main loop.
+"""Agent: the base class users subclass, and the loops it runs over its endpoint.
 
-An agent runs inside its coordinator's nursery, in a cancel scope of its own, as three kinds
-of loop under one nursery: ``concurrency`` work loops that take assignments and call
-:meth:`Agent.process_task`, a message loop that calls :meth:`Agent.on_message`, and a
-heartbeat loop that calls :meth:`Agent.heartbeat` every interval and reports it. If any loop
-crashes the agent is offline and its work is reassigned; if the heartbeat loop stalls, the
-coordinator's monitor notices and cancels the agent's scope.
+An agent runs over an :class:`~trioflow.agents.transport.AgentEndpoint` and knows nothing
+else of its coordinator: ``concurrency`` work loops take assignments from the endpoint and
+call :meth:`Agent.process_task`, a message loop calls :meth:`Agent.on_message`, and a
+heartbeat loop calls :meth:`Agent.heartbeat` every interval and reports it. Whoever runs the
+agent (the coordinator's supervisor in this process, a worker process for a remote
+transport) gives it a cancel scope of its own: if any loop crashes, the whole agent stops
+and its work is reassigned; if the heartbeat loop stalls, the coordinator notices the
+silence and cancels that scope.
+
+This module does not import the coordinator: ``agent.connect(coordinator)`` asks the
+coordinator, through the small :class:`AgentHost` protocol, to connect the agent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any, Final, Protocol
 
 import trio
 
+from .._validate import check_int
 from ._messages import Message
-from .transport._memory import AgentEndpoint, WorkItem
+from .transport._protocol import AgentEndpoint, CoordinatorLink, WorkItem
 
-if TYPE_CHECKING:
-    from ._coordinator import Coordinator
+__all__ = ["CHECKPOINT_EVERY", "Agent", "AgentHost"]
 
 #: A work loop that keeps finding assignments checkpoints after this many even when none of
 #: them blocked, so heartbeats and other agents get their turn.
-CHECKPOINT_EVERY = 32
+CHECKPOINT_EVERY: Final = 32
+
+
+class AgentHost(Protocol):
+    """What an agent can be connected to (a coordinator)."""
+
+    async def connect(self, agent: Agent) -> None: ...
+
+    async def disconnect(self, agent: Agent) -> None: ...
 
 
 class Agent:
@@ -33,6 +46,10 @@ class Agent:
         agent_id: unique among the coordinator's agents.
         capabilities: what the agent can do; any hashables (``AgentCapability`` or strings).
         concurrency: how many tasks it works on at once.
+
+    Raises:
+        TypeError: ``capabilities`` is a string, or ``concurrency`` is not an int.
+        ValueError: no capabilities, or ``concurrency < 1``.
     """
 
     def __init__(
@@ -43,12 +60,11 @@ class Agent:
         caps = frozenset(capabilities)
         if not caps:
             raise ValueError(f"agent {agent_id!r} needs at least one capability")
-        if type(concurrency) is not int or concurrency < 1:
-            raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
         self.id = agent_id
         self.capabilities = caps
-        self.concurrency = concurrency
-        self.coordinator: Coordinator | None = None
+        self.concurrency = check_int("concurrency", concurrency, minimum=1)
+        #: The coordinator this agent is connected to, or ``None``.
+        self.coordinator: AgentHost | None = None
         self._endpoint: AgentEndpoint | None = None
 
     def __repr__(self) -> str:
@@ -56,8 +72,9 @@ class Agent:
 
     # -- to override ------------------------------------------------------------------------
 
-    async def process_task(self, task: Any) -> Any:
-        """Do one task and return its result. Raising fails this attempt."""
+    async def process_task(self, task: Mapping[str, Any]) -> Any:
+        """Do one task and return its result. Raising fails this attempt; raise
+        :class:`~trioflow.TaskRejected` when the task itself is at fault (no retry)."""
         raise NotImplementedError(f"{type(self).__name__} must implement process_task()")
 
     async def on_message(self, message: Message) -> None:
@@ -71,16 +88,17 @@ class Agent:
 
     # -- to call ----------------------------------------------------------------------------
 
-    async def connect(self, coordinator: Coordinator) -> None:
+    async def connect(self, coordinator: AgentHost) -> None:
         """Register with ``coordinator`` and start running in its nursery."""
-        await coordinator._connect(self)
+        await coordinator.connect(self)
 
     async def disconnect(self) -> None:
         """Leave cleanly: take no new work, hand back what was not started, finish what was,
-        then stop."""
+        then stop. Called from inside the agent's own work, it returns at once and the
+        agent leaves when that work is done."""
         if self.coordinator is None:
             raise RuntimeError(f"agent {self.id!r} is not connected")
-        await self.coordinator._disconnect(self)
+        await self.coordinator.disconnect(self)
 
     async def send_message(self, message: Message) -> None:
         """Deliver ``message`` to ``message.receiver``'s :meth:`on_message`.
@@ -90,7 +108,7 @@ class Agent:
         """
         await self._link().send_message(message)
 
-    async def request(self, capability: Hashable, task: Any) -> Any:
+    async def request(self, capability: Hashable, task: Mapping[str, Any]) -> Any:
         """Delegate ``task`` to another agent with ``capability``; return its result.
 
         The reply comes back only to this call (the task's handle is its correlation id).
@@ -99,73 +117,113 @@ class Agent:
 
         Raises:
             NoCapableAgentError: no other agent has the capability.
-            TaskFailed: the delegated task failed.
+            TaskFailed: the delegated task failed, or can never run (every other agent with
+                the capability is gone once the coordinator's block has ended).
         """
         return await self._link().request(capability, task)
 
     # -- the loops --------------------------------------------------------------------------
 
-    def _link(self) -> Any:
+    def _link(self) -> CoordinatorLink:
         if self._endpoint is None:
             raise RuntimeError(f"agent {self.id!r} is not connected")
         return self._endpoint.link
 
-    async def _run(
-        self,
-        endpoint: AgentEndpoint,
-        heartbeat_interval: float,
-        task_timeout: float | None,
-    ) -> None:
+    async def _run(self, endpoint: AgentEndpoint) -> None:
+        """Run the agent's loops over ``endpoint`` until cancelled or crashed."""
         self._endpoint = endpoint
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._heartbeat_loop, endpoint, heartbeat_interval)
+            nursery.start_soon(self._heartbeat_loop, endpoint)
             nursery.start_soon(self._message_loop, endpoint)
             for _ in range(self.concurrency):
-                nursery.start_soon(self._work_loop, endpoint, task_timeout)
+                nursery.start_soon(self._work_loop, endpoint)
 
-    async def _heartbeat_loop(self, endpoint: AgentEndpoint, interval: float) -> None:
+    async def _heartbeat_loop(self, endpoint: AgentEndpoint) -> None:
+        link = endpoint.link
+        interval = endpoint.settings.heartbeat_interval
         while True:
             await self.heartbeat()
-            endpoint.link.heartbeat()
+            link.heartbeat()
             await trio.sleep(interval)
 
     async def _message_loop(self, endpoint: AgentEndpoint) -> None:
         async for message in endpoint.messages:
             await self.on_message(message)
 
-    async def _work_loop(self, endpoint: AgentEndpoint, task_timeout: float | None) -> None:
-        work = endpoint.work
+    async def _work_loop(self, endpoint: AgentEndpoint) -> None:
+        """Take assignments and run them, one at a time, until the inbox closes.
+
+        The loop runs many attempts inside one cancel scope of its own (``scope``), which
+        is what lets the coordinator revoke an attempt (a cancelled task) without a cancel
+        scope per attempt: entering and leaving a scope per attempt would cost about as much
+        again as the rest of the round trip. ``slot.token`` says which attempt runs under
+        the scope right now, and only ``AgentEndpoint.revoke`` of that token cancels it.
+        After a revoke the scope is spent: the revoked attempt is handed back (its task is
+        already ended, so the report only frees the slot) and a fresh scope is opened.
+
+        A ``task_timeout`` needs a scope of its own per attempt (it has a deadline), so it is
+        opened only when the coordinator has one. Its expiry is told apart from a
+        ``TooSlowError`` that ``process_task`` raises itself (from its own ``fail_after``):
+        only the coordinator's limit makes a timeout report.
+        """
+        slot = endpoint.work_slot()
         link = endpoint.link
+        work = endpoint.work
+        timeout = endpoint.settings.task_timeout
         done = 0
         while True:
             try:
-                item: WorkItem = work.receive_nowait()
-            except trio.WouldBlock:
-                done = 0
-                try:
-                    item = await work.receive()
-                except trio.EndOfChannel:
-                    return
-            except trio.EndOfChannel:
-                return
-            if endpoint.draining:
-                link.hand_back(item.token)
-                continue
-            try:
-                if task_timeout is None:
-                    result = await self.process_task(item.task)
-                else:
-                    with trio.fail_after(task_timeout):
-                        result = await self.process_task(item.task)
-            except trio.TooSlowError:
-                link.report_failure(
-                    item.token, TimeoutError(f"task took longer than {task_timeout} s")
-                )
-            except Exception as exc:
-                link.report_failure(item.token, exc)
-            else:
-                link.report_result(item.token, result)
-            done += 1
-            if done == CHECKPOINT_EVERY:
-                done = 0
-                await trio.lowlevel.checkpoint()
+                with trio.CancelScope() as scope:
+                    slot.scope = scope
+                    while True:
+                        try:
+                            item: WorkItem = work.receive_nowait()
+                        except trio.WouldBlock:
+                            done = 0
+                            try:
+                                item = await work.receive()
+                            except trio.EndOfChannel:
+                                return
+                        except trio.EndOfChannel:
+                            return
+                        if endpoint.draining:
+                            link.hand_back(item.token)
+                            continue
+                        token = slot.token = item.token
+                        timed_out = False
+                        try:
+                            if timeout is None:
+                                result = await self.process_task(item.task)
+                            else:
+                                with trio.move_on_after(timeout) as limit:
+                                    result = await self.process_task(item.task)
+                                timed_out = limit.cancelled_caught
+                        except Exception as exc:
+                            slot.token = 0
+                            link.report_failure(token, exc)
+                        else:
+                            slot.token = 0
+                            if timed_out:
+                                link.report_timeout(token, _timed_out(timeout, item.attempt))
+                            else:
+                                link.report_result(token, result)
+                        if scope.cancel_called:
+                            break  # revoked, but it finished first: the scope is spent
+                        done += 1
+                        if done == CHECKPOINT_EVERY:
+                            done = 0
+                            await trio.lowlevel.checkpoint()
+            except Exception:
+                # Only a revoked attempt gets here: its cleanup raised while it was being
+                # cancelled (a group of its errors, our Cancelled taken out by the scope).
+                # Its task is already ended, so the errors have nobody to go to.
+                if not scope.cancel_called:
+                    raise
+            # The scope was revoked: hand back the attempt it cut short, if any.
+            if slot.token:
+                link.hand_back(slot.token)
+                slot.token = 0
+
+
+def _timed_out(limit: float | None, attempt: int) -> TimeoutError:
+    return TimeoutError(f"attempt {attempt} timed out after {limit} s")

@@ -1,21 +1,36 @@
-"""open_coordinator: agents in a nursery, dispatch by capability, heartbeats and failover.
+"""open_coordinator: tasks routed to agents by capability, reports turned into outcomes.
 
-The coordinator owns a nursery. Each connected agent runs there under a supervisor loop, in
-a cancel scope of its own; a monitor task sleeps until the next moment some agent would have
-been silent for ``heartbeat_timeout``, and takes silent agents offline: it cancels their
-scope and hands their in-flight work back to the dispatcher, which reassigns it under a new
-fencing token. All decisions (who gets what, whether a report counts, when a task is out of
-attempts) are the pure :class:`~trioflow.agents._dispatch.Dispatcher`'s; this module only
-moves them through the transport and turns them into handles, events and counters.
+The coordinator is the thin trio layer over two deciders. The pure
+:class:`~trioflow.agents._dispatch.Dispatcher` decides who gets which task, whether a report
+counts (fencing tokens), and what a failed attempt leads to; the
+:class:`~trioflow.agents._supervisor.Supervisor` runs the agents' lifecycle. What is left
+here is routing: ``submit`` and ``run_all`` hand tasks to the dispatcher, every report from
+the transport goes to the dispatcher, and each :class:`~trioflow.agents._dispatch.Outcome`
+that comes back is carried out by :meth:`Coordinator._apply`: assignments are delivered
+through the transport, finished tasks wake their handles and batches, retries that must
+wait are put on a timer. Messages and delegated requests are routed here too.
+
+**The report path** is the hot path of every run (a task costs one submit and one report):
+report -> ``Dispatcher.complete`` -> ``_apply`` (finish the handle; deliver the agent's next
+assignment). It allocates one outcome and one work item per task and makes no event unless
+someone subscribed. Statuses and event kinds are read from module constants: on CPython
+3.11 an enum class attribute lookup costs about ten times a global's.
+
+**Retry delays** hold no agent slot: a task waiting out its delay sits in one heap here, and
+one timer task (started the first time a delay is needed) sleeps until the earliest is due,
+under a cancel scope whose deadline moves when an earlier one arrives.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
+import random
+import threading
 from collections.abc import AsyncIterator, Hashable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, final
+from typing import Any, Final, final
 
-import attrs
 import trio
 
 from .._errors import (
@@ -28,72 +43,54 @@ from .._errors import (
     UnknownAgentError,
 )
 from .._events import EventFanout
+from .._owner import open_owner
+from .._retry import RetryPolicy
+from .._validate import check_number, check_optional_number
 from ._agent import Agent
-from ._dispatch import AssignmentStatus, Dispatcher, Outcome, TaskRecord
+from ._dispatch import DEFAULT_RETRY, Dispatcher, Outcome, TaskRecord, resolve_retry
 from ._messages import Message
-from ._supervision import RestartBudget, RestartPolicy
-from .transport._memory import InMemoryTransport, WorkItem
+from ._records import (
+    AgentInfo,
+    AgentStats,
+    AgentStatus,
+    AssignmentStatus,
+    CoordinatorEvent,
+    CoordinatorStats,
+    EventKind,
+)
+from ._supervision import RestartPolicy
+from ._supervisor import Supervisor
+from .transport._memory import InMemoryTransport
+from .transport._protocol import (
+    AgentRegistration,
+    AgentSettings,
+    Inbound,
+    Transport,
+    WorkItem,
+)
 
+__all__ = ["AssignmentHandle", "Coordinator", "open_coordinator"]
 
-@attrs.frozen
-class AgentInfo:
-    """A snapshot of one agent, as the seed chapter names it."""
+_QUEUED: Final = AssignmentStatus.QUEUED
+_ASSIGNED: Final = AssignmentStatus.ASSIGNED
+_COMPLETED: Final = AssignmentStatus.COMPLETED
+_FAILED: Final = AssignmentStatus.FAILED
+_TIMEOUT: Final = AssignmentStatus.TIMEOUT
+_CANCELLED: Final = AssignmentStatus.CANCELLED
+_TASK_QUEUED: Final = EventKind.TASK_QUEUED
+_TASK_ASSIGNED: Final = EventKind.TASK_ASSIGNED
+_TASK_WAITING: Final = EventKind.TASK_WAITING
+_ATTEMPT_FAILED: Final = EventKind.ATTEMPT_FAILED
+_TASK_COMPLETED: Final = EventKind.TASK_COMPLETED
+_TASK_FAILED: Final = EventKind.TASK_FAILED
+_TASK_TIMEOUT: Final = EventKind.TASK_TIMEOUT
+_TASK_CANCELLED: Final = EventKind.TASK_CANCELLED
+_STALE_RESULT: Final = EventKind.STALE_RESULT
+_HEARTBEAT: Final = EventKind.HEARTBEAT
 
-    id: Hashable
-    capabilities: frozenset[Hashable]
-    status: str  # "idle" | "busy" | "offline"
-    tasks_completed: int
-    last_heartbeat: float
-    in_flight: int
-
-
-@attrs.frozen
-class AgentStats:
-    id: Hashable
-    status: str
-    in_flight: int
-    completed: int
-    failed: int
-    last_heartbeat: float
-    restarts: int
-
-
-@attrs.frozen
-class CoordinatorStats:
-    """Totals and a row per agent (``Coordinator.stats()``)."""
-
-    submitted: int
-    queued: int
-    in_flight: int
-    completed: int
-    failed: int
-    cancelled: int
-    reassigned: int
-    heartbeats_missed: int
-    restarts: int
-    stale_results: int
-    agents: Mapping[Hashable, AgentStats]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **{f.name: getattr(self, f.name) for f in attrs.fields(CoordinatorStats)[:-1]},
-            "agents": {aid: attrs.asdict(row) for aid, row in self.agents.items()},
-        }
-
-
-@attrs.frozen
-class CoordinatorEvent:
-    """Something that happened: ``kind`` is one of ``agent_online``, ``agent_offline``,
-    ``agent_restarted``, ``heartbeat``, ``task_queued``, ``task_assigned``,
-    ``attempt_failed``, ``task_completed``, ``task_failed``, ``task_cancelled``,
-    ``stale_result``. (Heartbeat events are made only while someone subscribes.)"""
-
-    kind: str
-    at: float
-    agent_id: Hashable = None
-    task_id: int | None = None
-    attempt: int = 0
-    error: BaseException | None = None
+#: ``run_all`` submits this many tasks between checkpoints, so a huge batch does not hold
+#: the event loop (and with it every agent's heartbeat) for its whole length.
+SUBMIT_CHECKPOINT_EVERY: Final = 1024
 
 
 @final
@@ -102,9 +99,9 @@ class AssignmentHandle:
 
     __slots__ = ("_batch", "_coordinator", "_done", "_record")
 
-    def __init__(self, coordinator: Coordinator) -> None:
+    def __init__(self, coordinator: Coordinator, record: TaskRecord) -> None:
         self._coordinator = coordinator
-        self._record: TaskRecord = None  # type: ignore[assignment]  # set right after
+        self._record = record
         self._done: trio.Event | None = None
         self._batch: _Batch | None = None
 
@@ -116,7 +113,7 @@ class AssignmentHandle:
         return self._record.key
 
     @property
-    def task(self) -> Any:
+    def task(self) -> Mapping[str, Any]:
         return self._record.payload
 
     @property
@@ -152,13 +149,14 @@ class AssignmentHandle:
 
     @property
     def done(self) -> bool:
-        return self._record.status not in (AssignmentStatus.QUEUED, AssignmentStatus.ASSIGNED)
+        return self._record.status.is_terminal
 
     async def wait(self) -> Any:
         """Wait for the task to end; return its result.
 
         Raises:
-            TaskFailed: it failed or was cancelled; ``errors`` holds every attempt's error.
+            TaskFailed: it failed, timed out or was cancelled; ``errors`` holds every
+                attempt's error, ``status`` how it ended.
         """
         if self.done:
             await trio.lowlevel.checkpoint()
@@ -169,16 +167,18 @@ class AssignmentHandle:
         return self._outcome()
 
     def cancel(self) -> None:
-        """Cancel the task if it has not finished; a later result from an agent is discarded.
-        (An agent already working on it finishes that work; the result is dropped.)"""
-        self._coordinator._cancel(self, None)
+        """Cancel the task if it has not finished. An agent working on it has that attempt
+        cancelled; a result that still arrives is discarded."""
+        self._coordinator._cancel(self._record, None)
 
     def _outcome(self) -> Any:
-        if self._record.status is AssignmentStatus.COMPLETED:
-            return self._record.result
-        raise TaskFailed(self.id, self._record.status, self.error, self._record.errors)
+        record = self._record
+        if record.status is _COMPLETED:
+            return record.result
+        raise TaskFailed(self.id, record.status, self.error, record.errors)
 
 
+@final
 class _Batch:
     """Counts down the unfinished tasks of one ``run_all``: one event, not one per task."""
 
@@ -198,51 +198,75 @@ class Coordinator:
         self,
         nursery: trio.Nursery,
         *,
-        heartbeat_interval: float,
-        heartbeat_timeout: float,
-        max_attempts: int,
-        task_timeout: float | None,
+        settings: AgentSettings,
+        retry: RetryPolicy | None,
         restart: RestartPolicy | None,
-        inbox_size: int,
+        transport: Transport,
     ) -> None:
         self._nursery = nursery
-        self._interval = heartbeat_interval
-        self._timeout = heartbeat_timeout
-        self._task_timeout = task_timeout
-        self._restart = restart
-        self._dispatch = Dispatcher(max_attempts)
-        self._transport = InMemoryTransport(self, inbox_size)
+        self._settings = settings
+        self._dispatch = Dispatcher(retry, random=random.Random().random)
+        self._transport = transport
+        self._check_wire = transport.check_task
         self._now = trio.lowlevel.current_clock().current_time
-        self._agents: dict[Hashable, Agent] = {}
-        self._scopes: dict[Hashable, trio.CancelScope] = {}
-        self._budgets: dict[Hashable, RestartBudget] = {}
-        self._restarts: dict[Hashable, int] = {}
-        self._restarting: set[Hashable] = set()
-        self._left: set[Hashable] = set()
-        self._drained: dict[Hashable, trio.Event] = {}
+        self._thread = threading.get_ident()
         self._active: dict[int, AssignmentHandle] = {}
         self._events: EventFanout[CoordinatorEvent] = EventFanout()
-        self._monitor_wakeup = trio.Event()
+        self._supervisor = Supervisor(
+            nursery,
+            self,
+            self._dispatch,
+            transport,
+            settings,
+            restart,
+            apply=self._apply,
+            publish=self._publish_agent,
+            fail_stranded=self._fail_stranded,
+        )
+        self._leaving = self._supervisor.leaving
+        self._delayed: list[tuple[float, int, TaskRecord]] = []
+        self._timer: trio.CancelScope | None = None
+        self._timer_started = False
         self._all_done = trio.Event()
         self._draining = False
         self._closed = False
-        self._submitted = self._completed = self._failed = self._cancelled = 0
-        self._heartbeats_missed = self._stale = 0
+        self._submitted = self._completed = self._failed = self._timed_out = 0
+        self._cancelled = self._stale = 0
+
+    async def _start(self) -> None:
+        self._nursery.start_soon(self._supervisor.monitor)
+        inbound = Inbound(
+            register=self._on_register,
+            leave=self._supervisor.leave,
+            result=self._on_result,
+            failure=self._on_failure,
+            timeout=self._on_timeout,
+            hand_back=self._on_hand_back,
+            heartbeat=self._on_heartbeat,
+            send_message=self._route,
+            request=self._request,
+        )
+        await self._transport.start(inbound, self._nursery, self._settings)
 
     # -- public -------------------------------------------------------------------------------
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
 
     @property
     def agents(self) -> dict[Hashable, AgentInfo]:
         """Every registered agent by id (a snapshot)."""
         infos = {}
-        for agent_id, record in self._dispatch.agents.items():
+        for agent_id, member in self._supervisor.members.items():
+            state = member.state
             infos[agent_id] = AgentInfo(
                 agent_id,
-                record.capabilities,
-                _status(record.online, len(record.in_flight)),
-                record.completed,
-                record.last_heartbeat,
-                len(record.in_flight),
+                state.capabilities,
+                _status(state.online, len(state.in_flight)),
+                state.completed,
+                state.last_heartbeat,
+                len(state.in_flight),
             )
         return infos
 
@@ -251,14 +275,37 @@ class Coordinator:
         agents = self.agents
         return [agents[record.id] for record in self._dispatch.online_capable(capability)]
 
+    async def connect(self, agent: Agent) -> None:
+        """Register ``agent`` and run it in this coordinator's nursery, in a cancel scope of
+        its own (``agent.connect(coord)`` says the same).
+
+        Raises:
+            SchedulerClosedError: the coordinator has finished.
+            TypeError: not an :class:`Agent`. RuntimeError: it is connected already.
+            ValueError: another agent has its id.
+        """
+        await self._supervisor.connect(agent)
+
+    async def disconnect(self, agent: Agent) -> None:
+        """Let ``agent`` leave: it takes no new work, hands back what it has not started,
+        finishes what it has, then stops (``agent.disconnect()`` says the same). Waits for
+        that, except when called from inside the agent's own work.
+
+        Raises:
+            RuntimeError: the agent is not connected here.
+        """
+        await self._supervisor.disconnect(agent)
+
     def submit(self, task: Mapping[str, Any]) -> AssignmentHandle:
         """Queue ``task`` (a mapping whose ``"type"`` is the capability it needs) for a
         capable agent; never blocks.
 
         Raises:
-            TypeError: ``task`` is not a mapping. ValueError: it has no ``"type"``.
+            TypeError: ``task`` is not a mapping (or the transport cannot carry it).
+            ValueError: it has no ``"type"``.
             NoCapableAgentError: no registered agent has that capability.
             SchedulerClosedError: the coordinator has finished.
+            RuntimeError: called from another thread than the coordinator's.
         """
         return self._submit(task, None)
 
@@ -276,7 +323,11 @@ class Coordinator:
             capability = self._check_task(payload)
             if not self._dispatch.is_known_capability(capability):
                 raise NoCapableAgentError(capability)
-        handles = [self._submit(payload, None) for payload in payloads]
+        handles = []
+        for n, payload in enumerate(payloads, 1):
+            handles.append(self._submit(payload, None))
+            if n % SUBMIT_CHECKPOINT_EVERY == 0:
+                await trio.lowlevel.checkpoint()
         batch = _Batch(sum(not h.done for h in handles))
         for handle in handles:
             if not handle.done:
@@ -302,25 +353,28 @@ class Coordinator:
         rows = {
             agent_id: AgentStats(
                 agent_id,
-                _status(record.online, len(record.in_flight)),
-                len(record.in_flight),
-                record.completed,
-                record.failed,
-                record.last_heartbeat,
-                self._restarts.get(agent_id, 0),
+                _status(member.state.online, len(member.state.in_flight)),
+                len(member.state.in_flight),
+                member.state.completed,
+                member.state.failed,
+                member.state.last_heartbeat,
+                member.restarts,
             )
-            for agent_id, record in dispatch.agents.items()
+            for agent_id, member in self._supervisor.members.items()
         }
         return CoordinatorStats(
             submitted=self._submitted,
             queued=dispatch.queued,
+            waiting=dispatch.waiting,
             in_flight=sum(row.in_flight for row in rows.values()),
             completed=self._completed,
             failed=self._failed,
+            timeout=self._timed_out,
             cancelled=self._cancelled,
+            retries=dispatch.retries,
             reassigned=dispatch.reassigned,
-            heartbeats_missed=self._heartbeats_missed,
-            restarts=sum(self._restarts.values()),
+            heartbeats_missed=self._supervisor.heartbeats_missed,
+            restarts=self._supervisor.restarts,
             stale_results=self._stale,
             agents=rows,
         )
@@ -332,56 +386,75 @@ class Coordinator:
 
     # -- tasks --------------------------------------------------------------------------------
 
-    def _check_task(self, task: Any) -> Hashable:
+    def _check_task(self, task: object) -> Hashable:
         if self._closed:
             raise SchedulerClosedError(
                 "the coordinator has finished; nothing more can be submitted"
+            )
+        if threading.get_ident() != self._thread:
+            raise RuntimeError(
+                "submit() must be called from the coordinator's own trio thread "
+                "(from another thread, use trio.from_thread.run_sync(coord.submit, task))"
             )
         if type(task) is not dict and not isinstance(task, Mapping):
             raise TypeError(f"a task must be a mapping, got {task!r}")
         if "type" not in task:
             raise ValueError(f"a task needs a 'type' (the capability it needs): {task!r}")
-        return task["type"]
+        self._check_wire(task)
+        capability: Hashable = task["type"]
+        return capability
 
     def _submit(self, task: Mapping[str, Any], excluded: Hashable) -> AssignmentHandle:
         capability = self._check_task(task)
-        handle = AssignmentHandle(self)
-        record, outcome = self._dispatch.submit(capability, task, excluded, owner=handle)
-        handle._record = record
+        record, outcome = self._dispatch.submit(capability, task, excluded)
+        handle = AssignmentHandle(self, record)
         self._active[record.key] = handle
         self._submitted += 1
-        if self._events and record.status is AssignmentStatus.QUEUED:
-            self._publish("task_queued", task_id=record.key)
+        if record.status is _QUEUED:
+            if self._events:
+                self._publish(_TASK_QUEUED, task_id=record.key)
+            if self._draining and self._dispatch.is_stranded(record):
+                self._fail_stranded()  # a request made while the coordinator drains
         self._apply(outcome)
         return handle
 
     def _apply(self, outcome: Outcome) -> None:
+        """Carry out what the dispatcher decided: finish tasks, deliver assignments, put
+        delayed retries on the timer."""
         for task in outcome.finished:
             self._finished(task)
-        transport = self._transport
-        for assignment in outcome.assignments:
-            task = assignment.task
-            transport.deliver_work(
-                assignment.agent_id, WorkItem(assignment.token, assignment.attempt, task.payload)
-            )
-            if self._events:
-                self._publish("task_assigned", assignment.agent_id, task.key, assignment.attempt)
+        if outcome.assignments:
+            deliver = self._transport.deliver_work
+            for assignment in outcome.assignments:
+                record = assignment.task
+                deliver(
+                    assignment.agent_id,
+                    WorkItem(assignment.token, assignment.attempt, record.payload),
+                )
+                if self._events:
+                    self._publish(
+                        _TASK_ASSIGNED, assignment.agent_id, record.key, assignment.attempt
+                    )
+        if outcome.delayed is not None:
+            self._delay(outcome.delayed)
 
     def _finished(self, record: TaskRecord) -> None:
-        handle: AssignmentHandle = record.owner
-        del self._active[record.key]
+        handle = self._active.pop(record.key)
         status = record.status
-        if status is AssignmentStatus.COMPLETED:
+        if status is _COMPLETED:
             self._completed += 1
-            kind = "task_completed"
-        elif status is AssignmentStatus.FAILED:
+            kind = _TASK_COMPLETED
+        elif status is _FAILED:
             self._failed += 1
-            kind = "task_failed"
+            kind = _TASK_FAILED
+        elif status is _TIMEOUT:
+            self._timed_out += 1
+            kind = _TASK_TIMEOUT
         else:
             self._cancelled += 1
-            kind = "task_cancelled"
+            kind = _TASK_CANCELLED
         if self._events:
-            error = record.errors[-1] if record.errors and kind != "task_completed" else None
+            error = record.errors[-1] if record.errors and status is not _COMPLETED else None
             self._publish(kind, record.agent_id, record.key, record.attempts, error)
         if handle._done is not None:
             handle._done.set()
@@ -394,42 +467,122 @@ class Coordinator:
             self._all_done.set()
 
     def _cancel(
-        self, handle: AssignmentHandle, error: BaseException | None, failed: bool = False
+        self,
+        record: TaskRecord,
+        error: BaseException | None,
+        status: AssignmentStatus = _CANCELLED,
+        *,
+        revoke: bool = True,
     ) -> None:
-        status = AssignmentStatus.FAILED if failed else AssignmentStatus.CANCELLED
-        self._apply(self._dispatch.cancel(handle._record, error, status))
+        """End an unfinished task; an agent working on it has that attempt revoked."""
+        assigned_to, token = record.agent_id, record.token
+        was_assigned = record.status is _ASSIGNED
+        outcome = self._dispatch.cancel(record, error, status)
+        if was_assigned and revoke and outcome.accepted:
+            self._transport.revoke(assigned_to, token)
+        self._apply(outcome)
 
-    # -- reports from agents ----------------------------------------------------------------------
+    def _fail_stranded(self) -> None:
+        """Once the block has ended, fail queued tasks that no agent can ever run: none
+        that may take it is online or about to be restarted."""
+        if not self._draining:
+            return
+        restarting: set[Hashable] | None = None
+        for record in list(self._dispatch.stranded()):
+            if restarting is None:
+                restarting = self._supervisor.restarting_capabilities()
+            if record.capability in restarting:
+                continue
+            other = "" if record.excluded is None else f" other than {record.excluded!r}"
+            error = AgentGone(
+                f"no online agent{other} is left with capability {record.capability!r}"
+            )
+            self._cancel(record, error, _FAILED)
+
+    # -- retry delays -----------------------------------------------------------------------------
+
+    def _delay(self, delayed: list[tuple[TaskRecord, float]]) -> None:
+        now = self._now()
+        earliest = math.inf
+        for record, delay in delayed:
+            due = now + delay
+            earliest = min(earliest, due)
+            heapq.heappush(self._delayed, (due, record.key, record))
+            if self._events:
+                error = record.errors[-1] if record.errors else None
+                self._publish(_TASK_WAITING, None, record.key, record.attempts, error)
+        if not self._timer_started:
+            self._timer_started = True
+            self._nursery.start_soon(self._retry_timer)
+        elif self._timer is not None and earliest < self._timer.deadline:
+            self._timer.deadline = earliest
+
+    async def _retry_timer(self) -> None:
+        """Place delayed retries when they are due (one task for all of them)."""
+        heap = self._delayed
+        while True:
+            with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as scope:
+                self._timer = scope
+                await trio.sleep_forever()
+            self._timer = None
+            now = self._now()
+            while heap and heap[0][0] <= now:
+                _, _, record = heapq.heappop(heap)
+                self._apply(self._dispatch.retry_due(record))
+            self._fail_stranded()
+
+    # -- reports from the transport ---------------------------------------------------------------
 
     def _on_result(self, agent_id: Hashable, token: int, result: Any) -> None:
         outcome = self._dispatch.complete(agent_id, token, result, self._now())
-        self._after_report(agent_id, outcome)
+        if not outcome.accepted:
+            self._stale_report(agent_id)
+        self._apply(outcome)
+        if self._leaving:
+            self._supervisor.check_drained(agent_id)
 
     def _on_failure(self, agent_id: Hashable, token: int, error: BaseException) -> None:
+        self._attempt_failed(agent_id, token, error, timed_out=False)
+
+    def _on_timeout(self, agent_id: Hashable, token: int, error: TimeoutError) -> None:
+        self._attempt_failed(agent_id, token, error, timed_out=True)
+
+    def _attempt_failed(
+        self, agent_id: Hashable, token: int, error: BaseException, *, timed_out: bool
+    ) -> None:
         retry = not isinstance(error, TaskRejected)
-        outcome = self._dispatch.fail(agent_id, token, error, self._now(), retry=retry)
+        outcome = self._dispatch.fail(
+            agent_id, token, error, self._now(), retry=retry, timed_out=timed_out
+        )
         task = outcome.task
-        if task is not None and self._events:
-            self._publish("attempt_failed", agent_id, task.key, task.attempts, error)
-        self._after_report(agent_id, outcome)
+        if not outcome.accepted:
+            self._stale_report(agent_id)
+        elif task is not None and self._events:
+            self._publish(_ATTEMPT_FAILED, agent_id, task.key, outcome.attempt, error)
+        self._apply(outcome)
+        if self._leaving:
+            self._supervisor.check_drained(agent_id)
 
     def _on_hand_back(self, agent_id: Hashable, token: int) -> None:
-        self._after_report(agent_id, self._dispatch.hand_back(agent_id, token, self._now()))
-
-    def _after_report(self, agent_id: Hashable, outcome: Outcome) -> None:
-        if not outcome.accepted:
-            self._stale += 1
-            if self._events:
-                self._publish("stale_result", agent_id)
+        outcome = self._dispatch.hand_back(agent_id, token, self._now())
+        if not outcome.accepted:  # the attempt was revoked, or superseded
+            self._stale_report(agent_id)
         self._apply(outcome)
-        drained = self._drained.get(agent_id)
-        if drained is not None and not self._dispatch.agents[agent_id].in_flight:
-            drained.set()
+        if self._leaving:
+            self._supervisor.check_drained(agent_id)
+
+    def _stale_report(self, agent_id: Hashable) -> None:
+        self._stale += 1
+        if self._events:
+            self._publish(_STALE_RESULT, agent_id)
 
     def _on_heartbeat(self, agent_id: Hashable) -> None:
         self._dispatch.heartbeat(agent_id, self._now())
         if self._events:
-            self._publish("heartbeat", agent_id)
+            self._publish(_HEARTBEAT, agent_id)
+
+    def _on_register(self, registration: AgentRegistration) -> None:
+        self._supervisor.register(registration)
 
     # -- messages -------------------------------------------------------------------------------
 
@@ -443,7 +596,9 @@ class Coordinator:
             raise AgentUnavailableError(message.receiver)
         await self._transport.deliver_message(message.receiver, message)
 
-    async def _request(self, agent_id: Hashable, capability: Hashable, task: Any) -> Any:
+    async def _request(
+        self, agent_id: Hashable, capability: Hashable, task: Mapping[str, Any]
+    ) -> Any:
         if not isinstance(task, Mapping):
             raise TypeError(f"a task must be a mapping, got {task!r}")
         if task.get("type", capability) != capability:
@@ -455,134 +610,11 @@ class Coordinator:
             if not handle.done:  # the requester was cancelled (a timeout, say)
                 handle.cancel()
 
-    # -- agents ---------------------------------------------------------------------------------
-
-    async def _connect(self, agent: Agent) -> None:
-        if self._closed:
-            raise SchedulerClosedError("the coordinator has finished")
-        if not isinstance(agent, Agent):
-            raise TypeError(f"connect takes an Agent, got {agent!r}")
-        if agent.coordinator is not None:
-            raise RuntimeError(f"agent {agent.id!r} is already connected")
-        if agent.id in self._dispatch.agents:
-            raise ValueError(f"an agent with id {agent.id!r} is already registered")
-        endpoint = self._transport.open_endpoint(agent.id, agent.concurrency)
-        outcome = self._dispatch.register(
-            agent.id, agent.capabilities, agent.concurrency, self._now()
-        )
-        agent.coordinator = self
-        self._agents[agent.id] = agent
-        if self._restart is not None:
-            self._budgets[agent.id] = RestartBudget(self._restart)
-        self._apply(outcome)
-        self._publish("agent_online", agent.id)
-        self._monitor_wakeup.set()
-        await self._nursery.start(self._supervise, agent, endpoint)
-
-    async def _supervise(
-        self, agent: Agent, endpoint: Any, task_status: trio.TaskStatus[None]
-    ) -> None:
-        task_status.started()
-        while True:
-            with trio.CancelScope() as scope:
-                self._scopes[agent.id] = scope
-                try:
-                    await agent._run(endpoint, self._interval, self._task_timeout)
-                except Exception as exc:
-                    crash = AgentGone(f"agent {agent.id!r} crashed: {_innermost(exc)!r}")
-                    crash.__cause__ = exc
-                    self._take_offline(agent.id, crash)
-            if agent.id in self._left or self._closed or self._restart is None:
-                return
-            delay = self._budgets[agent.id].next_delay(self._now())
-            if delay is None:  # restarted too often in the window: leave it offline
-                self._fail_stranded()
-                return
-            self._restarting.add(agent.id)
-            try:
-                await trio.sleep(delay)
-            finally:
-                self._restarting.discard(agent.id)
-            endpoint = self._transport.open_endpoint(agent.id, agent.concurrency)
-            self._restarts[agent.id] = self._restarts.get(agent.id, 0) + 1
-            outcome = self._dispatch.set_online(agent.id, self._now())
-            self._publish("agent_restarted", agent.id)
-            self._monitor_wakeup.set()
-            self._apply(outcome)
-
-    def _take_offline(self, agent_id: Hashable, error: BaseException) -> None:
-        """Declare the agent gone: reassign its work, close its inboxes, cancel it."""
-        outcome = self._dispatch.set_offline(agent_id, error, self._now())
-        self._transport.close_endpoint(agent_id)
-        scope = self._scopes.get(agent_id)
-        if scope is not None:
-            scope.cancel()
-        drained = self._drained.get(agent_id)
-        if drained is not None:  # a disconnect() waiting for this agent's work: it was reassigned
-            drained.set()
-        self._publish("agent_offline", agent_id, error=error)
-        self._apply(outcome)
-        self._fail_stranded()
-
-    async def _disconnect(self, agent: Agent) -> None:
-        agent_id = agent.id
-        record = self._dispatch.agents.get(agent_id)
-        if record is None or agent.coordinator is not self:
-            raise RuntimeError(f"agent {agent_id!r} is not connected here")
-        self._left.add(agent_id)
-        if record.online:
-            self._dispatch.set_draining(agent_id)
-            self._transport.set_draining(agent_id)
-            if record.in_flight:
-                drained = self._drained[agent_id] = trio.Event()
-                try:
-                    await drained.wait()
-                finally:
-                    del self._drained[agent_id]
-            else:
-                await trio.lowlevel.checkpoint()
-            if record.online:  # (it may have gone silent while draining)
-                self._take_offline(agent_id, AgentGone(f"agent {agent_id!r} left"))
-        else:
-            await trio.lowlevel.checkpoint()
-        agent.coordinator = None
-
-    async def _monitor(self) -> None:
-        """Sleep until some agent would have been silent for ``heartbeat_timeout``; take
-        the silent ones offline."""
-        dispatch = self._dispatch
-        while True:
-            deadline = dispatch.next_silence_deadline(self._timeout)
-            if deadline is None:
-                self._monitor_wakeup = trio.Event()
-                await self._monitor_wakeup.wait()
-                continue
-            await trio.sleep_until(deadline)
-            for agent_id in dispatch.silent_agents(self._now(), self._timeout):
-                self._heartbeats_missed += 1
-                self._take_offline(
-                    agent_id,
-                    AgentGone(f"agent {agent_id!r} sent no heartbeat for {self._timeout} s"),
-                )
-
-    def _fail_stranded(self) -> None:
-        """Once the block has ended, fail queued tasks that no agent can ever run: none with
-        the capability is online or about to restart."""
-        if not self._draining:
-            return
-        restarting_caps = {
-            cap for agent_id in self._restarting for cap in self._agents[agent_id].capabilities
-        }
-        for record in list(self._dispatch.stranded()):
-            if record.capability not in restarting_caps:
-                error = AgentGone(f"no online agent is left with capability {record.capability!r}")
-                self._cancel(record.owner, error, failed=True)
-
-    # -- lifetime -------------------------------------------------------------------------------
+    # -- events -----------------------------------------------------------------------------------
 
     def _publish(
         self,
-        kind: str,
+        kind: EventKind,
         agent_id: Hashable = None,
         task_id: int | None = None,
         attempt: int = 0,
@@ -593,34 +625,41 @@ class Coordinator:
                 CoordinatorEvent(kind, self._now(), agent_id, task_id, attempt, error)
             )
 
-    def _close(self, reason: BaseException | None) -> None:
+    def _publish_agent(
+        self, kind: EventKind, agent_id: Hashable, error: BaseException | None
+    ) -> None:
+        if self._events:
+            self._events.publish(CoordinatorEvent(kind, self._now(), agent_id, None, 0, error))
+
+    # -- lifetime (the three hooks of open_owner) -------------------------------------------------
+
+    def _abort(self, error: BaseException) -> None:
+        self._nursery.cancel_scope.cancel()
+
+    async def _drain(self) -> None:
+        """Leaving the block: wait until every submitted task has ended, then stop the
+        agents (and the monitor and timer)."""
+        self._draining = True
+        self._fail_stranded()
+        if self._active:
+            await self._all_done.wait()
+        self._nursery.cancel_scope.cancel()
+
+    def _close(self, error: BaseException | None) -> None:
+        """Every task of the nursery has exited: fail what is unfinished, stop everything."""
         self._closed = True
+        self._supervisor.close()
+        shutdown = AgentGone("the coordinator shut down before the task finished")
         for handle in list(self._active.values()):
-            self._cancel(handle, reason)
-        for agent_id in list(self._dispatch.agents):
-            self._transport.close_endpoint(agent_id)
+            self._cancel(handle._record, shutdown, revoke=False)
+        self._transport.close()
         self._events.close()
 
 
-def _innermost(error: BaseException) -> BaseException:
-    """The error inside the nursery's single-exception groups, for a readable message."""
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
-
-
-def _status(online: bool, in_flight: int) -> str:
+def _status(online: bool, in_flight: int) -> AgentStatus:
     if not online:
-        return "offline"
-    return "busy" if in_flight else "idle"
-
-
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return float(value)
+        return AgentStatus.OFFLINE
+    return AgentStatus.BUSY if in_flight else AgentStatus.IDLE
 
 
 @asynccontextmanager
@@ -628,69 +667,72 @@ async def open_coordinator(
     *,
     heartbeat_interval: float = 1.0,
     heartbeat_timeout: float = 3.0,
-    max_attempts: int = 3,
+    retry: RetryPolicy | int | None = DEFAULT_RETRY,
+    max_attempts: int | None = None,
     task_timeout: float | None = None,
     restart: RestartPolicy | None = None,
-    inbox_size: int = 100,
+    transport: Transport | None = None,
+    inbox_size: int | None = None,
 ) -> AsyncIterator[Coordinator]:
     """Open a :class:`Coordinator` whose agents run in a nursery of its own.
 
     Args:
         heartbeat_interval: how often each agent calls its ``heartbeat()``.
         heartbeat_timeout: silence after which an agent is offline and its work reassigned.
-        max_attempts: attempts per task, across agents, before it fails.
-        task_timeout: optional limit on one ``process_task`` call (a failed attempt).
+        retry: how failed attempts are retried, as the scheduler's ``submit(retry=...)``
+            says it: ``None`` (never), an int (that many retries with the default
+            :class:`~trioflow.RetryPolicy`, its delays included) or a policy. Its
+            ``retry_on`` applies to the errors of ``process_task`` (and timeouts); an
+            attempt lost with its agent is retried whatever it says. A retry waits out the
+            policy's delay holding no agent slot. The default: two retries, no delay.
+        max_attempts: the seed chapter's spelling: ``max_attempts=n`` is
+            ``retry=RetryPolicy(max_retries=n - 1, delay=0)``. Not with ``retry``.
+        task_timeout: optional limit on one ``process_task`` call. An attempt that overruns
+            it is cancelled and fails with a ``TimeoutError``; a task whose last attempt
+            timed out ends ``TIMEOUT``.
         restart: a :class:`RestartPolicy` to restart crashed or silent agents; ``None``
             leaves them offline.
-        inbox_size: each agent's message inbox; senders wait while it is full.
+        transport: how agents are reached (:class:`~trioflow.agents.transport.Transport`);
+            default: a new :class:`~trioflow.agents.InMemoryTransport`.
+        inbox_size: each agent's message inbox in the default transport (default 100);
+            senders wait while it is full.
 
     Leaving the block waits until every submitted task has ended, then stops the agents. If
     the body raises or the block is cancelled, unfinished tasks end with :class:`TaskFailed`
     and the agents are cancelled; the body's exception propagates as itself.
+
+    Raises:
+        TypeError: an argument of the wrong type.
+        ValueError: an argument out of range, ``heartbeat_timeout <= heartbeat_interval``,
+            ``retry`` together with ``max_attempts``, or ``inbox_size`` with ``transport``.
     """
-    interval = _positive("heartbeat_interval", heartbeat_interval)
-    timeout = _positive("heartbeat_timeout", heartbeat_timeout)
+    interval = check_number("heartbeat_interval", heartbeat_interval, positive=True)
+    timeout = check_number("heartbeat_timeout", heartbeat_timeout, positive=True)
     if timeout <= interval:
         raise ValueError(
             f"heartbeat_timeout ({timeout}) must be longer than heartbeat_interval ({interval})"
         )
-    if task_timeout is not None:
-        task_timeout = _positive("task_timeout", task_timeout)
-    for name, value in (("max_attempts", max_attempts), ("inbox_size", inbox_size)):
-        if type(value) is not int or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    policy = resolve_retry(retry, max_attempts)
+    limit = check_optional_number("task_timeout", task_timeout, positive=True)
     if restart is not None and not isinstance(restart, RestartPolicy):
         raise TypeError(f"restart must be a RestartPolicy or None, got {restart!r}")
-    body_error: BaseException | None = None
-    coordinator: Coordinator | None = None
-    try:
-        async with trio.open_nursery() as nursery:
-            coordinator = Coordinator(
-                nursery,
-                heartbeat_interval=interval,
-                heartbeat_timeout=timeout,
-                max_attempts=max_attempts,
-                task_timeout=task_timeout,
-                restart=restart,
-                inbox_size=inbox_size,
-            )
-            nursery.start_soon(coordinator._monitor)
-            try:
-                yield coordinator
-            except BaseException as exc:
-                # Kept out of the nursery so that it propagates as itself, not in a group.
-                body_error = exc
-            else:
-                coordinator._draining = True
-                coordinator._fail_stranded()
-                if coordinator._active:
-                    await coordinator._all_done.wait()
-            nursery.cancel_scope.cancel()
-    finally:
-        if coordinator is not None:
-            coordinator._close(AgentGone("the coordinator shut down before the task finished"))
-    if body_error is not None:
-        try:
-            raise body_error
-        finally:
-            body_error = None
+    if transport is None:
+        transport = InMemoryTransport(inbox_size=100 if inbox_size is None else inbox_size)
+    elif inbox_size is not None:
+        raise ValueError(
+            "inbox_size sets up the default transport; with transport=, configure that "
+            "transport instead (InMemoryTransport(inbox_size=...))"
+        )
+    elif not isinstance(transport, Transport):
+        raise TypeError(f"transport must implement the Transport protocol, got {transport!r}")
+    settings = AgentSettings(interval, timeout, limit)
+    chosen = transport
+
+    def make(nursery: trio.Nursery) -> Coordinator:
+        return Coordinator(
+            nursery, settings=settings, retry=policy, restart=restart, transport=chosen
+        )
+
+    async with open_owner(make) as coordinator:
+        await coordinator._start()
+        yield coordinator

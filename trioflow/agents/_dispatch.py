@@ -1,9 +1,10 @@
 """Dispatch: which agent gets which task, and what happens when an attempt ends.
 
 Pure and synchronous, like ``h11``: the coordinator feeds it events (a task submitted, an
-agent registered, a result reported with its fencing token, an agent gone silent) and it
-answers with the assignments to deliver and the tasks that are finished for good. No trio,
-no I/O, so every rule here is unit-tested on its own.
+agent registered, a result reported with its fencing token, an agent gone silent, a retry
+delay over) and it answers with an :class:`Outcome`: the assignments to deliver, the tasks
+that are finished for good, the retries that must first wait. No trio, no I/O, so every
+rule here is unit-tested on its own.
 
 The rules:
 
@@ -11,42 +12,87 @@ The rules:
   flight / concurrency), ties to the agent that has been free longest. With no such agent it
   waits, first come first served, and goes out the moment one frees up or comes online.
 * Every assignment carries a fresh *fencing token*. A report under any other token (from an
-  agent already declared offline, or for an attempt that was superseded) is discarded, so
-  every task completes exactly once.
-* A failed attempt (the agent raised, or went offline mid-task) counts toward
-  ``max_attempts``. The retry goes to a capable online agent that has not failed the task
-  yet; when every one has, to any capable online agent.
+  agent already declared offline, or for an attempt that was superseded or cancelled) is
+  discarded, so every task completes exactly once. It still frees the slot the agent held.
+* A failed attempt is retried under the coordinator's :class:`~trioflow.RetryPolicy`, with
+  the scheduler's meaning: ``max_retries`` retries after the first attempt, an error that
+  does not match ``retry_on`` fails the task at once, and the policy's delay is waited out
+  (status ``WAITING``, holding no agent slot) before the retry is placed. An attempt cut
+  short because its agent went away is not the task's fault: it is retried whatever
+  ``retry_on`` says, while retries remain. A task whose last attempt timed out ends
+  ``TIMEOUT``; otherwise it ends ``FAILED``.
+* The retry goes to a capable online agent that has not failed the task yet; when every one
+  has, to any capable online agent. A task delegated with ``request()`` never goes to the
+  agent that asked for it.
 
-Costs: submit and report are O(agents with the capability) at most; waiting tasks sit in a
-FIFO deque per capability, and only tasks with a constraint (agents to avoid) sit in a short
-list that is scanned.
+Costs: a submit or a report is O(agents with the capability) at most, never a function of
+the number of tasks. Waiting tasks without a constraint sit in a FIFO deque per capability.
+Tasks with one (agents that failed them, or a requester to avoid) sit in a heap per
+*avoid set* (the same agents to avoid: the same heap), ordered by submission; an agent
+looking for work looks only at the head of each heap it may take from. A fast-failing agent
+next to a healthy one therefore costs one heap operation per retried task, not a rescan of
+every waiting retry on every report.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
+import random as _random
 from collections import deque
-from collections.abc import Hashable, Iterable, Iterator
-from enum import Enum
-from typing import Any, NamedTuple
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from typing import Any, Final, NamedTuple
 
 import attrs
 
 from .._errors import NoCapableAgentError
+from .._retry import RetryPolicy, as_retry_policy
+from .._validate import check_int
+from ._records import AssignmentStatus
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "AgentRecord",
+    "Assignment",
+    "Dispatcher",
+    "Outcome",
+    "TaskRecord",
+    "resolve_retry",
+]
+
+#: The coordinator's default: two retries (three attempts), placed at once.
+DEFAULT_RETRY: Final = RetryPolicy(max_retries=2, delay=0.0)
+
+# Module constants: on 3.11 an ``Enum.MEMBER`` lookup costs ~10x a global, on every report.
+_QUEUED: Final = AssignmentStatus.QUEUED
+_WAITING: Final = AssignmentStatus.WAITING
+_ASSIGNED: Final = AssignmentStatus.ASSIGNED
+_COMPLETED: Final = AssignmentStatus.COMPLETED
+_FAILED: Final = AssignmentStatus.FAILED
+_TIMEOUT: Final = AssignmentStatus.TIMEOUT
+_CANCELLED: Final = AssignmentStatus.CANCELLED
 
 
-class AssignmentStatus(Enum):
-    QUEUED = "queued"  # waiting for a capable agent with a free slot
-    ASSIGNED = "assigned"  # an agent has it
-    COMPLETED = "completed"
-    FAILED = "failed"  # out of attempts
-    CANCELLED = "cancelled"
+def resolve_retry(
+    retry: RetryPolicy | int | None, max_attempts: int | None = None
+) -> RetryPolicy | None:
+    """The retry policy that ``open_coordinator(retry=..., max_attempts=...)`` asks for.
 
-    __hash__ = object.__hash__
+    ``retry`` has the scheduler's meaning: ``None`` (no retry), an int (that many retries
+    with the default :class:`~trioflow.RetryPolicy`, delays included) or a policy.
+    ``max_attempts=n`` is the seed chapter's spelling of
+    ``retry=RetryPolicy(max_retries=n - 1, delay=0)``; it may not be given with ``retry``
+    (an explicit ``retry`` other than the default object counts as given).
 
-
-_QUEUED = AssignmentStatus.QUEUED
-_ASSIGNED = AssignmentStatus.ASSIGNED
+    Raises:
+        TypeError, ValueError: a bad ``retry`` or ``max_attempts``, or both given.
+    """
+    if max_attempts is None:
+        return as_retry_policy(retry)
+    attempts = check_int("max_attempts", max_attempts, minimum=1)
+    if retry is not DEFAULT_RETRY:
+        raise ValueError("give retry= or max_attempts=, not both")
+    return RetryPolicy(max_retries=attempts - 1, delay=0.0)
 
 
 @attrs.define(eq=False)
@@ -75,7 +121,7 @@ class TaskRecord:
 
     key: int
     capability: Hashable
-    payload: Any
+    payload: Mapping[str, Any]
     excluded: Hashable = None  # an agent that must not take it (a delegating requester)
     status: AssignmentStatus = _QUEUED
     attempts: int = 0
@@ -85,11 +131,15 @@ class TaskRecord:
     errors: list[BaseException] = attrs.field(factory=list)
     reassigned: int = 0
     result: Any = None
-    owner: Any = None  # whatever the I/O layer keeps for this task (its handle)
+    owner: object = None  # whatever the I/O layer keeps for this task (its handle)
 
     @property
     def constrained(self) -> bool:
         return self.failed_agents is not None or self.excluded is not None
+
+
+# The agents a constrained task avoids: (the requester, the agents that failed it).
+_Avoid = tuple[Hashable, frozenset[Hashable]]
 
 
 class Assignment(NamedTuple):
@@ -103,13 +153,16 @@ class Assignment(NamedTuple):
 
 
 class Outcome:
-    """What a report or an event did: assignments to deliver, tasks finished for good.
+    """What a report or an event did.
 
-    ``accepted`` is False for a stale report (discarded); ``task`` is the task a report was
-    about, when it counted. (A plain slotted class: one is made per report, on the hot path.)
+    ``assignments`` to deliver; ``finished``: tasks finished for good; ``delayed``: retries
+    to hand back through :meth:`Dispatcher.retry_due` after their delay (``None`` when
+    there are none). ``accepted`` is False for a stale report (discarded); ``task`` is the
+    task a report was about when it counted, and ``attempt`` the number of the attempt it
+    ended. (A plain slotted class: one is made per report, on the hot path.)
     """
 
-    __slots__ = ("accepted", "assignments", "finished", "task")
+    __slots__ = ("accepted", "assignments", "attempt", "delayed", "finished", "task")
 
     def __init__(
         self,
@@ -122,23 +175,42 @@ class Outcome:
         self.finished = [] if finished is None else finished
         self.accepted = accepted
         self.task = task
+        self.attempt = 0 if task is None else task.attempts
+        self.delayed: list[tuple[TaskRecord, float]] | None = None
 
 
 class Dispatcher:
-    """Agents, waiting tasks and assignments, with no I/O."""
+    """Agents, waiting tasks and assignments, with no I/O.
 
-    def __init__(self, max_attempts: int = 3) -> None:
-        if type(max_attempts) is not int or max_attempts < 1:
-            raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
-        self.max_attempts = max_attempts
+    Args:
+        retry: the retry policy (``None``: one attempt per task); see :func:`resolve_retry`.
+        random: a source of floats in ``[0, 1)`` for the policy's jitter.
+    """
+
+    def __init__(
+        self,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        *,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy or None, got {retry!r}")
+        self.retry = retry
+        self._random = random
         self.agents: dict[Hashable, AgentRecord] = {}
         self._capable: dict[Hashable, list[AgentRecord]] = {}
         self._fresh: dict[Hashable, deque[TaskRecord]] = {}
-        self._constrained: dict[Hashable, list[TaskRecord]] = {}
+        self._constrained: dict[Hashable, dict[_Avoid, list[tuple[int, TaskRecord]]]] = {}
         self._keys = itertools.count(1)
         self._tokens = itertools.count(1)
         self.queued = 0
+        self.waiting = 0
+        self.retries = 0
         self.reassigned = 0
+
+    @property
+    def max_attempts(self) -> int:
+        return 1 + (self.retry.max_retries if self.retry is not None else 0)
 
     # -- agents -----------------------------------------------------------------------------
 
@@ -148,8 +220,7 @@ class Dispatcher:
         """Add an agent (online) and give it waiting work."""
         if agent_id in self.agents:
             raise ValueError(f"an agent with id {agent_id!r} is already registered")
-        if type(concurrency) is not int or concurrency < 1:
-            raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        concurrency = check_int("concurrency", concurrency, minimum=1)
         caps = frozenset(capabilities)
         if not caps:
             raise ValueError(f"agent {agent_id!r} has no capabilities")
@@ -173,26 +244,33 @@ class Dispatcher:
 
     def set_offline(self, agent_id: Hashable, error: BaseException, now: float) -> Outcome:
         """The agent is gone (silent, crashed or left): its in-flight attempts fail with
-        ``error`` and are reassigned while attempts remain."""
+        ``error`` and are retried while retries remain. (Idempotent.)"""
         agent = self.agents[agent_id]
         if not agent.online:
             return Outcome()
         agent.online = False
-        lost = list(agent.in_flight.values())
+        # Only live attempts are lost: a slot may still be held for an attempt that was
+        # cancelled or superseded (it is freed when the agent reports), and its task is
+        # finished or elsewhere already.
+        lost = [task for token, task in agent.in_flight.items() if task.token == token]
         agent.in_flight.clear()
         outcome = Outcome()
         for task in lost:
             self.reassigned += 1
             task.reassigned += 1
-            self._attempt_failed(task, agent, error, outcome)
-        # Tasks that were avoiding agents may now be eligible elsewhere.
+            self._attempt_failed(task, agent.id, error, outcome, lost=True)
+        # A waiting retry that avoided only this agent's peers may now go to one of them (an
+        # agent that failed it takes it back once every capable online agent has).
         for cap in agent.capabilities:
-            self._retry_constrained(cap, outcome)
+            if self._constrained.get(cap):
+                for other in self._capable[cap]:
+                    if other.has_free_slot:
+                        outcome.assignments.extend(self._fill(other))
         return outcome
 
     def heartbeat(self, agent_id: Hashable, now: float) -> None:
-        agent = self.agents[agent_id]
-        if agent.online:
+        agent = self.agents.get(agent_id)
+        if agent is not None and agent.online:
             agent.last_heartbeat = now
 
     def silent_agents(self, now: float, timeout: float) -> list[Hashable]:
@@ -217,7 +295,11 @@ class Dispatcher:
     # -- tasks ------------------------------------------------------------------------------
 
     def submit(
-        self, capability: Hashable, payload: Any, excluded: Hashable = None, owner: Any = None
+        self,
+        capability: Hashable,
+        payload: Mapping[str, Any],
+        excluded: Hashable = None,
+        owner: object = None,
     ) -> tuple[TaskRecord, Outcome]:
         """Add a task: assigned at once when an agent is free, else queued.
 
@@ -256,7 +338,7 @@ class Dispatcher:
         assert agent is not None and task is not None
         agent.completed += 1
         task.result = result
-        task.status = AssignmentStatus.COMPLETED
+        task.status = _COMPLETED
         task.token = 0
         outcome = Outcome(finished=[task], task=task)
         outcome.assignments.extend(self._fill(agent))
@@ -270,16 +352,18 @@ class Dispatcher:
         now: float,
         *,
         retry: bool = True,
+        timed_out: bool = False,
     ) -> Outcome:
-        """The agent reports that the attempt ``token`` raised ``error``; with
-        ``retry=False`` the task fails at once (the task is at fault, not the agent)."""
+        """The agent reports that the attempt ``token`` raised ``error`` (or, with
+        ``timed_out``, overran its time limit). With ``retry=False`` the task fails at once:
+        the task is at fault, not the agent."""
         agent, task, stale = self._release(agent_id, token, now)
         if stale is not None:
             return stale
         assert agent is not None and task is not None
         agent.failed += 1
         outcome = Outcome(task=task)
-        self._attempt_failed(task, agent, error, outcome, retry=retry)
+        self._attempt_failed(task, agent.id, error, outcome, retry=retry, timed_out=timed_out)
         outcome.assignments.extend(self._fill(agent))
         return outcome
 
@@ -292,24 +376,37 @@ class Dispatcher:
         task.attempts -= 1
         task.token = 0
         task.agent_id = None
-        task.status = _QUEUED
         outcome = Outcome()
         self._place(task, outcome)
         outcome.assignments.extend(self._fill(agent))
+        return outcome
+
+    def retry_due(self, task: TaskRecord) -> Outcome:
+        """The retry delay of ``task`` (from :attr:`Outcome.delayed`) is over: place it.
+        Nothing happens if it was cancelled meanwhile."""
+        if task.status is not _WAITING:
+            return Outcome(accepted=False)
+        self.waiting -= 1
+        outcome = Outcome()
+        self._place(task, outcome)
         return outcome
 
     def cancel(
         self,
         task: TaskRecord,
         error: BaseException | None,
-        status: AssignmentStatus = AssignmentStatus.CANCELLED,
+        status: AssignmentStatus = _CANCELLED,
     ) -> Outcome:
         """End a task that has not finished (CANCELLED, or FAILED when no agent can ever run
-        it); a later report for it is discarded."""
-        if task.status is not _QUEUED and task.status is not _ASSIGNED:
-            return Outcome(accepted=False)
-        if task.status is _QUEUED:
+        it); a later report for it is discarded. An agent working on it keeps its slot until
+        it reports."""
+        current = task.status
+        if current is _QUEUED:
             self.queued -= 1  # it stays in its queue and is skipped there
+        elif current is _WAITING:
+            self.waiting -= 1
+        elif current is not _ASSIGNED:
+            return Outcome(accepted=False)
         task.status = status
         task.token = 0
         if error is not None:
@@ -317,53 +414,72 @@ class Dispatcher:
         return Outcome(finished=[task])
 
     def stranded(self) -> Iterator[TaskRecord]:
-        """Queued tasks whose capability has no online agent left to run them."""
+        """Queued tasks that no online agent may run: none with the capability is online,
+        or the only one is the requester the task must avoid."""
         for cap in set(self._fresh) | set(self._constrained):
-            if not any(agent.online for agent in self._capable.get(cap, ())):
-                for task in (*self._fresh.get(cap, ()), *self._constrained.get(cap, ())):
-                    if task.status is _QUEUED:
-                        yield task
+            online = [agent.id for agent in self._capable.get(cap, ()) if agent.online]
+            if len(online) > 1:
+                continue
+            groups = self._constrained.get(cap, {})
+            waiting = [*self._fresh.get(cap, ()), *(t for h in groups.values() for _, t in h)]
+            for task in waiting:
+                if task.status is _QUEUED and (not online or online[0] == task.excluded):
+                    yield task
+
+    def is_stranded(self, task: TaskRecord) -> bool:
+        """Whether ``task`` is queued with no online agent that may run it."""
+        return task.status is _QUEUED and not any(
+            agent.online and agent.id != task.excluded
+            for agent in self._capable.get(task.capability, ())
+        )
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _eligible(self, task: TaskRecord, agent: AgentRecord) -> bool:
-        if agent.id == task.excluded:
-            return False
-        failed = task.failed_agents
-        if failed is None or agent.id not in failed:
-            return True
-        # Back to an agent that failed it only when every capable online agent has.
+    def _may_retake(self, task_avoid: _Avoid, capability: Hashable) -> bool:
+        """Whether every capable online agent (but the requester) has failed the task, so an
+        agent that failed it may take it again."""
+        excluded, failed = task_avoid
         return all(
-            other.id in failed or other.id == task.excluded
-            for other in self._capable[task.capability]
+            other.id in failed or other.id == excluded
+            for other in self._capable[capability]
             if other.online
         )
 
+    def _may_take(self, avoid: _Avoid, agent: AgentRecord, capability: Hashable) -> bool:
+        excluded, failed = avoid
+        if agent.id == excluded:
+            return False
+        return agent.id not in failed or self._may_retake(avoid, capability)
+
     def _place(self, task: TaskRecord, outcome: Outcome) -> None:
+        avoid: _Avoid | None = None
+        retake = False
+        if task.constrained:
+            avoid = (task.excluded, frozenset(task.failed_agents or ()))
+            retake = self._may_retake(avoid, task.capability)
         best = None
         best_key: tuple[float, float] | None = None
         for agent in self._capable.get(task.capability, ()):
             load = len(agent.in_flight)
-            if (
-                load < agent.concurrency
-                and agent.online
-                and not agent.draining
-                and self._eligible(task, agent)
+            if load >= agent.concurrency or not agent.online or agent.draining:
+                continue
+            if avoid is not None and (
+                agent.id == avoid[0] or (agent.id in avoid[1] and not retake)
             ):
-                key = (load / agent.concurrency, agent.free_since)
-                if best_key is None or key < best_key:
-                    best, best_key = agent, key
+                continue
+            key = (load / agent.concurrency, agent.free_since)
+            if best_key is None or key < best_key:
+                best, best_key = agent, key
         if best is not None:
             outcome.assignments.append(self._assign(task, best))
             return
         task.status = _QUEUED
         self.queued += 1
-        if task.constrained:
-            waiting = self._constrained.setdefault(task.capability, [])
-            waiting.append(task)
-            waiting.sort(key=lambda t: t.key)
-        else:
+        if avoid is None:
             self._fresh.setdefault(task.capability, deque()).append(task)
+        else:
+            groups = self._constrained.setdefault(task.capability, {})
+            heapq.heappush(groups.setdefault(avoid, []), (task.key, task))
 
     def _assign(self, task: TaskRecord, agent: AgentRecord) -> Assignment:
         token = next(self._tokens)
@@ -377,49 +493,76 @@ class Dispatcher:
     def _attempt_failed(
         self,
         task: TaskRecord,
-        agent: AgentRecord,
+        agent_id: Hashable,
         error: BaseException,
         outcome: Outcome,
+        *,
         retry: bool = True,
+        timed_out: bool = False,
+        lost: bool = False,
     ) -> None:
         task.errors.append(error)
         task.token = 0
         if task.failed_agents is None:
-            task.failed_agents = {agent.id}
+            task.failed_agents = {agent_id}
         else:
-            task.failed_agents.add(agent.id)
-        if not retry or task.attempts >= self.max_attempts:
-            task.status = AssignmentStatus.FAILED
+            task.failed_agents.add(agent_id)
+        policy = self.retry
+        retries_done = task.attempts - 1
+        if (
+            not retry
+            or policy is None
+            or retries_done >= policy.max_retries
+            or not (lost or policy.should_retry(error, retries_done))
+        ):
+            task.status = _TIMEOUT if timed_out else _FAILED
             outcome.finished.append(task)
+            return
+        self.retries += 1
+        delay = policy.delay_for(retries_done + 1, self._random) if policy.delay else 0.0
+        if delay > 0:
+            task.status = _WAITING
+            self.waiting += 1
+            if outcome.delayed is None:
+                outcome.delayed = []
+            outcome.delayed.append((task, delay))
         else:
             self._place(task, outcome)
 
     def _next_for(self, agent: AgentRecord) -> TaskRecord | None:
         """The oldest waiting task that ``agent`` may take, removed from its queue."""
         best: TaskRecord | None = None
-        best_source: deque[TaskRecord] | list[TaskRecord] | None = None
+        best_fresh: deque[TaskRecord] | None = None
+        best_heap: list[tuple[int, TaskRecord]] | None = None
         for cap in agent.capabilities:
             fresh = self._fresh.get(cap)
-            while fresh and fresh[0].status is not _QUEUED:
-                fresh.popleft()  # cancelled while queued
-            if fresh and (best is None or fresh[0].key < best.key):
-                best, best_source = fresh[0], fresh
-            constrained = self._constrained.get(cap)
-            if constrained:
-                constrained[:] = [t for t in constrained if t.status is _QUEUED]
-                for task in constrained:
-                    if best is not None and task.key > best.key:
-                        break
-                    if self._eligible(task, agent):
-                        best, best_source = task, constrained
-                        break
+            if fresh:
+                while fresh and fresh[0].status is not _QUEUED:
+                    fresh.popleft()  # cancelled while queued
+                if fresh and (best is None or fresh[0].key < best.key):
+                    best, best_fresh, best_heap = fresh[0], fresh, None
+            groups = self._constrained.get(cap)
+            if groups:
+                empty = None
+                for avoid, heap in groups.items():
+                    while heap and heap[0][1].status is not _QUEUED:
+                        heapq.heappop(heap)
+                    if not heap:
+                        empty = [*(empty or ()), avoid]
+                        continue
+                    head = heap[0][1]
+                    if (best is None or head.key < best.key) and self._may_take(avoid, agent, cap):
+                        best, best_fresh, best_heap = head, None, heap
+                if empty:
+                    for avoid in empty:
+                        del groups[avoid]
         if best is None:
             return None
-        if isinstance(best_source, deque):
-            best_source.popleft()
+        if best_fresh is not None:
+            best_fresh.popleft()
         else:
-            assert best_source is not None
-            best_source.remove(best)
+            assert best_heap is not None
+            heapq.heappop(best_heap)
         self.queued -= 1
         return best
 
@@ -431,13 +574,3 @@ class Dispatcher:
                 break
             assignments.append(self._assign(task, agent))
         return assignments
-
-    def _retry_constrained(self, capability: Hashable, outcome: Outcome) -> None:
-        waiting = self._constrained.get(capability)
-        if not waiting:
-            return
-        self._constrained[capability] = []
-        for task in waiting:
-            if task.status is _QUEUED:
-                self.queued -= 1
-                self._place(task, outcome)

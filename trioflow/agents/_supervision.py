@@ -12,6 +12,9 @@ from collections import deque
 import attrs
 
 from .._retry import RetryPolicy
+from .._validate import check_int, check_number
+
+__all__ = ["RestartBudget", "RestartPolicy"]
 
 
 @attrs.frozen
@@ -19,6 +22,12 @@ class RestartPolicy:
     """Opt-in restarts for agents (``open_coordinator(restart=RestartPolicy())``).
 
     The wait before restart *k* within the window is ``min(max_delay, delay * backoff**(k-1))``.
+
+    Raises:
+        TypeError: an argument of the wrong type.
+        ValueError: ``max_restarts < 0``, ``period <= 0``, a negative or infinite delay,
+            ``backoff < 1``. (An infinite ``period`` is allowed: at most ``max_restarts``
+            restarts, ever.)
     """
 
     max_restarts: int = attrs.field(default=3)
@@ -28,11 +37,11 @@ class RestartPolicy:
     max_delay: float = attrs.field(default=10.0)
 
     def __attrs_post_init__(self) -> None:
-        if type(self.max_restarts) is not int or self.max_restarts < 0:
-            raise ValueError(f"max_restarts must be an int >= 0, got {self.max_restarts!r}")
-        if not self.period > 0:
-            raise ValueError(f"period must be > 0, got {self.period!r}")
-        self._delays  # validates delay, backoff, max_delay  # noqa: B018
+        check_int("max_restarts", self.max_restarts, minimum=0)
+        check_number("period", self.period, positive=True, finite=False)  # inf: ever
+        check_number("delay", self.delay)
+        check_number("backoff", self.backoff, at_least=1)
+        check_number("max_delay", self.max_delay)
 
     @property
     def _delays(self) -> RetryPolicy:
@@ -44,6 +53,7 @@ class RestartPolicy:
         )
 
     def delay_for(self, restart_number: int) -> float:
+        """The wait before restart ``restart_number`` (1-based) within the window."""
         return self._delays.base_delay(restart_number)
 
 

@@ -1,1 +1,20 @@
-"""The transport seam between a coordinator and its agents."""
+"""trioflow.agents.transport: the seam between a coordinator and its agents.
+
+:class:`Transport` is the protocol a coordinator drives; :class:`InMemoryTransport` is the
+default, for agents in the coordinator's own trio run. The other names are what a transport
+implementation works with.
+"""
+
+from ..._public import publish as _publish
+from ._memory import InMemoryTransport as InMemoryTransport
+from ._protocol import (
+    AgentEndpoint as AgentEndpoint,
+    AgentRegistration as AgentRegistration,
+    AgentSettings as AgentSettings,
+    CoordinatorLink as CoordinatorLink,
+    Inbound as Inbound,
+    Transport as Transport,
+    WorkItem as WorkItem,
+)
+
+_publish(globals(), "trioflow.agents.transport")

@@ -1,153 +1,176 @@
-"""The transport seam between the coordinator and its agents, and the in-memory transport.
+"""The in-memory transport: agents in the coordinator's own trio run, over memory channels.
 
-Dispatch, fencing and fault handling never touch a channel: they hand the transport
-:class:`WorkItem`s and messages to deliver, and receive reports through the
-:class:`CoordinatorLink` an agent is given. A transport to agents in other processes or on
-other machines implements the same two sides over a byte stream; nothing else changes.
+This is the default transport and the hot path of every in-process run, so it does as
+little as it can per task. Measured on trio 0.35 / CPython 3.11, a memory-channel round
+trip costs ~16 µs with ``await send`` / ``await receive`` and ~0.7 µs with the
+``send_nowait`` / ``receive_nowait`` fast paths; so:
 
-In memory, assignments go out with ``send_nowait`` (the dispatcher never gives an agent
-more than its concurrency, so the agent's assignment channel, sized to it, never fills) and
-reports are plain calls: the fast paths that make a round trip cost well under a microsecond
-of channel overhead instead of two scheduler round trips.
+* assignments go out with ``send_nowait``. The coordinator never gives an agent more than
+  its ``concurrency`` assignments at once, and the agent's work channel is sized to it, so
+  the send never blocks and never fails;
+* reports are plain synchronous calls into the coordinator (the link binds the
+  coordinator's callables once per agent, not per report);
+* revoking an attempt cancels the cancel scope its work loop already runs under: no
+  per-attempt scope, no per-attempt registration.
+
+Messages between agents go through a bounded inbox per agent (``inbox_size``), and a sender
+waits while the receiver's inbox is full: backpressure instead of unbounded memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import Any, final
 
 import attrs
 import trio
 
 from ..._errors import AgentUnavailableError
+from ..._validate import check_int
 from .._messages import Message
+from ._protocol import AgentEndpoint, AgentRegistration, AgentSettings, Inbound, WorkItem
+
+__all__ = ["InMemoryTransport"]
 
 
-class WorkItem(NamedTuple):
-    """One assignment as the agent sees it; reports quote ``token``. (A named tuple: frozen,
-    and cheap to make once per attempt.)"""
+@final
+class _MemoryLink:
+    """An in-process agent's link: each report is one call of a coordinator callable."""
 
-    token: int
-    attempt: int
-    task: Any
+    __slots__ = (
+        "_agent_id",
+        "_failure",
+        "_hand_back",
+        "_heartbeat",
+        "_request",
+        "_result",
+        "_send",
+        "_timeout",
+    )
 
-
-class CoordinatorLink(Protocol):
-    """What an agent can tell its coordinator."""
-
-    def report_result(self, token: int, result: Any) -> None: ...
-
-    def report_failure(self, token: int, error: BaseException) -> None: ...
-
-    def hand_back(self, token: int) -> None: ...
-
-    def heartbeat(self) -> None: ...
-
-    async def send_message(self, message: Message) -> None: ...
-
-    async def request(self, capability: Hashable, task: Any) -> Any: ...
-
-
-class Inbound(Protocol):
-    """The coordinator's side of a link: what reports turn into."""
-
-    def _on_result(self, agent_id: Hashable, token: int, result: Any) -> None: ...
-
-    def _on_failure(self, agent_id: Hashable, token: int, error: BaseException) -> None: ...
-
-    def _on_hand_back(self, agent_id: Hashable, token: int) -> None: ...
-
-    def _on_heartbeat(self, agent_id: Hashable) -> None: ...
-
-    async def _route(self, message: Message) -> None: ...
-
-    async def _request(self, agent_id: Hashable, capability: Hashable, task: Any) -> Any: ...
-
-
-@attrs.define(eq=False)
-class AgentEndpoint:
-    """An agent's end of the transport: its two inboxes and its link back."""
-
-    agent_id: Hashable
-    work: trio.MemoryReceiveChannel[WorkItem]
-    messages: trio.MemoryReceiveChannel[Message]
-    link: CoordinatorLink
-    draining: bool = False
-
-
-@attrs.define(eq=False)
-class _InMemoryLink:
-    _inbound: Inbound
-    _agent_id: Hashable
+    def __init__(self, inbound: Inbound, agent_id: Hashable) -> None:
+        self._agent_id = agent_id
+        self._result: Callable[[Hashable, int, Any], None] = inbound.result
+        self._failure: Callable[[Hashable, int, BaseException], None] = inbound.failure
+        self._timeout: Callable[[Hashable, int, TimeoutError], None] = inbound.timeout
+        self._hand_back: Callable[[Hashable, int], None] = inbound.hand_back
+        self._heartbeat: Callable[[Hashable], None] = inbound.heartbeat
+        self._send: Callable[[Message], Awaitable[None]] = inbound.send_message
+        self._request: Callable[[Hashable, Hashable, Mapping[str, Any]], Awaitable[Any]] = (
+            inbound.request
+        )
 
     def report_result(self, token: int, result: Any) -> None:
-        self._inbound._on_result(self._agent_id, token, result)
+        self._result(self._agent_id, token, result)
 
     def report_failure(self, token: int, error: BaseException) -> None:
-        self._inbound._on_failure(self._agent_id, token, error)
+        self._failure(self._agent_id, token, error)
+
+    def report_timeout(self, token: int, error: TimeoutError) -> None:
+        self._timeout(self._agent_id, token, error)
 
     def hand_back(self, token: int) -> None:
-        self._inbound._on_hand_back(self._agent_id, token)
+        self._hand_back(self._agent_id, token)
 
     def heartbeat(self) -> None:
-        self._inbound._on_heartbeat(self._agent_id)
+        self._heartbeat(self._agent_id)
 
     async def send_message(self, message: Message) -> None:
-        await self._inbound._route(message)
+        await self._send(message)
 
-    async def request(self, capability: Hashable, task: Any) -> Any:
-        return await self._inbound._request(self._agent_id, capability, task)
+    async def request(self, capability: Hashable, task: Mapping[str, Any]) -> Any:
+        return await self._request(self._agent_id, capability, task)
 
 
 @attrs.define(eq=False)
-class _Senders:
+class _Open:
+    """The coordinator's side of one attached agent."""
+
     endpoint: AgentEndpoint
     work: trio.MemorySendChannel[WorkItem]
     messages: trio.MemorySendChannel[Message]
 
 
+@final
 class InMemoryTransport:
-    """Agents in the coordinator's own trio run, over memory channels."""
+    """Agents in the coordinator's own trio run, over memory channels (the default).
 
-    def __init__(self, inbound: Inbound, inbox_size: int = 100) -> None:
-        if type(inbox_size) is not int or inbox_size < 1:
-            raise ValueError(f"inbox_size must be an int >= 1, got {inbox_size!r}")
+    Args:
+        inbox_size: each agent's message inbox; senders wait while it is full.
+
+    One instance serves one coordinator. It has no background task and serves no agent
+    that registers itself: agents here are attached by ``coord.connect(agent)``.
+    """
+
+    def __init__(self, *, inbox_size: int = 100) -> None:
+        self._inbox_size = check_int("inbox_size", inbox_size, minimum=1)
+        self._inbound: Inbound | None = None
+        self._settings: AgentSettings | None = None
+        self._open: dict[Hashable, _Open] = {}
+        # The hot path's view of ``_open``: agent id -> its work channel's ``send_nowait``.
+        self._deliver: dict[Hashable, Callable[[WorkItem], None]] = {}
+
+    def __repr__(self) -> str:
+        return f"<InMemoryTransport inbox_size={self._inbox_size} agents={len(self._open)}>"
+
+    async def start(self, inbound: Inbound, nursery: trio.Nursery, settings: AgentSettings) -> None:
+        if self._inbound is not None:
+            raise RuntimeError("this transport is already in use by a coordinator")
         self._inbound = inbound
-        self._inbox_size = inbox_size
-        self._open: dict[Hashable, _Senders] = {}
+        self._settings = settings
+        await trio.lowlevel.checkpoint()
 
-    def open_endpoint(self, agent_id: Hashable, concurrency: int) -> AgentEndpoint:
-        """A fresh endpoint for ``agent_id`` (closing any previous one)."""
-        self.close_endpoint(agent_id)
-        work_send, work_receive = trio.open_memory_channel[WorkItem](concurrency)
+    def check_task(self, task: Mapping[str, Any]) -> None:
+        """Anything goes: tasks stay in this process."""
+
+    def attach(self, registration: AgentRegistration) -> AgentEndpoint:
+        if self._inbound is None or self._settings is None:
+            raise RuntimeError("the transport has not been started by a coordinator")
+        agent_id = registration.agent_id
+        self.detach(agent_id)
+        work_send, work_receive = trio.open_memory_channel[WorkItem](registration.concurrency)
         message_send, message_receive = trio.open_memory_channel[Message](self._inbox_size)
         endpoint = AgentEndpoint(
-            agent_id, work_receive, message_receive, _InMemoryLink(self._inbound, agent_id)
+            agent_id,
+            work_receive,
+            message_receive,
+            _MemoryLink(self._inbound, agent_id),
+            self._settings,
         )
-        self._open[agent_id] = _Senders(endpoint, work_send, message_send)
+        self._open[agent_id] = _Open(endpoint, work_send, message_send)
+        self._deliver[agent_id] = work_send.send_nowait
         return endpoint
 
-    def close_endpoint(self, agent_id: Hashable) -> None:
-        senders = self._open.pop(agent_id, None)
-        if senders is not None:
-            senders.work.close()
-            senders.messages.close()
-
-    def set_draining(self, agent_id: Hashable) -> None:
-        senders = self._open.get(agent_id)
-        if senders is not None:
-            senders.endpoint.draining = True
-
     def deliver_work(self, agent_id: Hashable, item: WorkItem) -> None:
-        # Never blocks: the dispatcher keeps an agent's assignments within its concurrency.
-        self._open[agent_id].work.send_nowait(item)
+        self._deliver[agent_id](item)
+
+    def revoke(self, agent_id: Hashable, token: int) -> None:
+        opened = self._open.get(agent_id)
+        if opened is not None:
+            opened.endpoint.revoke(token)
 
     async def deliver_message(self, agent_id: Hashable, message: Message) -> None:
-        """Put ``message`` in the agent's bounded inbox, waiting while it is full."""
-        senders = self._open.get(agent_id)
-        if senders is None:
+        opened = self._open.get(agent_id)
+        if opened is None:
+            await trio.lowlevel.checkpoint()
             raise AgentUnavailableError(agent_id)
         try:
-            await senders.messages.send(message)
+            await opened.messages.send(message)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise AgentUnavailableError(agent_id) from None
+
+    def drain(self, agent_id: Hashable) -> None:
+        opened = self._open.get(agent_id)
+        if opened is not None:
+            opened.endpoint.draining = True
+
+    def detach(self, agent_id: Hashable) -> None:
+        opened = self._open.pop(agent_id, None)
+        self._deliver.pop(agent_id, None)
+        if opened is not None:
+            opened.work.close()
+            opened.messages.close()
+
+    def close(self) -> None:
+        for agent_id in list(self._open):
+            self.detach(agent_id)

@@ -1,0 +1,214 @@
+"""The transport seam: how a coordinator and its agents reach each other.
+
+The coordinator decides everything (placement, fencing tokens, retries, who is online); a
+transport only carries its decisions out and brings reports back. It has three parts:
+
+* :class:`Transport`, what the coordinator drives. Every call names an agent by id, never by
+  object, so the agent may live in this trio run (:class:`InMemoryTransport`) or in another
+  process behind a broker. Delivery calls that can happen once per task (``deliver_work``,
+  ``revoke``, ``drain``, ``detach``) are synchronous and must not block: a transport to
+  another process queues them and writes them out from a background task, in batches, which
+  is what a broker's round trips reward anyway.
+* :class:`Inbound`, what the transport tells the coordinator: reports of attempts
+  (quoting the fencing token they were given), heartbeats, messages and delegated requests
+  from agents, and agents that register themselves or leave. The coordinator hands it to
+  :meth:`Transport.start`; it is a record of callables, so the transport needs no name of the
+  coordinator's and a call costs what a method call costs.
+* :class:`AgentEndpoint`, an agent's end: its inbox of work (:class:`WorkItem`), its inbox of
+  messages, the :class:`CoordinatorLink` back, and the settings its loops run by. An agent
+  runs over an endpoint and nothing else, so an agent class written for the in-process
+  coordinator runs unchanged wherever a transport can give it an endpoint.
+
+A transport to other processes (Redis Streams, say) fits as follows: ``start`` opens its
+connections and starts its readers in the coordinator's nursery (registrations, reports and
+heartbeats arrive there and become :class:`Inbound` calls, one per entry); ``deliver_work``
+and ``revoke`` append to a stream per agent; ``detach`` is what a lease loss is (the worker
+cancels its attempts, and any late report carries a token the coordinator no longer
+accepts); ``attach`` may serve an agent of this process through the broker too, or refuse.
+Recovering the unfinished work of a previous coordinator is not part of this protocol yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import Any, NamedTuple, Protocol, final, runtime_checkable
+
+import attrs
+import trio
+
+from .._messages import Message
+
+__all__ = [
+    "AgentEndpoint",
+    "AgentRegistration",
+    "AgentSettings",
+    "CoordinatorLink",
+    "Inbound",
+    "Transport",
+    "WorkItem",
+]
+
+
+class WorkItem(NamedTuple):
+    """One assignment as the agent sees it; reports quote ``token``. (A named tuple: frozen,
+    and cheap to make once per attempt.)"""
+
+    token: int
+    attempt: int
+    task: Mapping[str, Any]
+
+
+@attrs.frozen
+class AgentRegistration:
+    """What a coordinator needs to know of an agent to dispatch to it."""
+
+    agent_id: Hashable
+    capabilities: frozenset[Hashable]
+    concurrency: int
+
+
+@attrs.frozen
+class AgentSettings:
+    """The coordinator's settings that an agent's loops run by (a worker in another process
+    takes them from its transport, so it needs no timing flags of its own)."""
+
+    heartbeat_interval: float
+    heartbeat_timeout: float
+    task_timeout: float | None
+
+
+class CoordinatorLink(Protocol):
+    """What an agent can tell its coordinator. Reports quote the assignment's token."""
+
+    def report_result(self, token: int, result: Any) -> None: ...
+
+    def report_failure(self, token: int, error: BaseException) -> None: ...
+
+    def report_timeout(self, token: int, error: TimeoutError) -> None:
+        """The attempt overran the coordinator's ``task_timeout`` and was cancelled."""
+
+    def hand_back(self, token: int) -> None:
+        """An assignment not started (the agent is leaving) or revoked: no attempt counts."""
+
+    def heartbeat(self) -> None: ...
+
+    async def send_message(self, message: Message) -> None: ...
+
+    async def request(self, capability: Hashable, task: Mapping[str, Any]) -> Any: ...
+
+
+@final
+@attrs.frozen
+class Inbound:
+    """The coordinator, as its transport reaches it: one callable per kind of news.
+
+    ``register`` raises ``ValueError`` for an id that is online already; every report for
+    an unknown agent or under a superseded token is discarded (and counted as stale), so a
+    transport may pass on whatever arrives.
+    """
+
+    register: Callable[[AgentRegistration], None]
+    """An agent announced itself (a worker process started, or came back)."""
+    leave: Callable[[Hashable], None]
+    """The agent is leaving: it gets no new work and goes offline once its work is back."""
+    result: Callable[[Hashable, int, Any], None]
+    failure: Callable[[Hashable, int, BaseException], None]
+    timeout: Callable[[Hashable, int, TimeoutError], None]
+    hand_back: Callable[[Hashable, int], None]
+    heartbeat: Callable[[Hashable], None]
+    send_message: Callable[[Message], Awaitable[None]]
+    """Route an agent's message to its receiver (raises for an unknown or offline one)."""
+    request: Callable[[Hashable, Hashable, Mapping[str, Any]], Awaitable[Any]]
+    """``request(requester_id, capability, task)``: run a delegated task, return its result
+    (cancelling the call cancels the task)."""
+
+
+@final
+class _WorkSlot:
+    """What one of an agent's work loops is doing: the token of the attempt it runs (0 when
+    none) and the cancel scope around it, so that attempt alone can be revoked."""
+
+    __slots__ = ("scope", "token")
+
+    def __init__(self) -> None:
+        self.token = 0
+        self.scope: trio.CancelScope | None = None
+
+
+@final
+@attrs.define(eq=False)
+class AgentEndpoint:
+    """An agent's end of a transport: its two inboxes, its link back, its settings.
+
+    ``draining`` is set by the transport when the agent is leaving: the agent then hands
+    back what it receives instead of starting it.
+    """
+
+    agent_id: Hashable
+    work: trio.MemoryReceiveChannel[WorkItem]
+    messages: trio.MemoryReceiveChannel[Message]
+    link: CoordinatorLink
+    settings: AgentSettings
+    draining: bool = False
+    _slots: list[_WorkSlot] = attrs.field(init=False, factory=list)
+
+    def work_slot(self) -> _WorkSlot:
+        """A slot for one work loop (the agent's side calls it once per loop)."""
+        slot = _WorkSlot()
+        self._slots.append(slot)
+        return slot
+
+    def revoke(self, token: int) -> bool:
+        """Cancel the attempt ``token`` if a work loop is running it; the loop then hands it
+        back. O(concurrency), and nothing at all per attempt that is not revoked."""
+        for slot in self._slots:
+            if slot.token == token and slot.scope is not None:
+                slot.scope.cancel()
+                return True
+        return False
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """What a coordinator needs from a transport. See the module docstring."""
+
+    async def start(self, inbound: Inbound, nursery: trio.Nursery, settings: AgentSettings) -> None:
+        """Bind to a coordinator (once) and start any background tasks in ``nursery``, which
+        is the coordinator's: they are cancelled when it finishes. Called before the
+        coordinator's block body runs."""
+
+    def check_task(self, task: Mapping[str, Any]) -> None:
+        """Raise ``TypeError`` if this transport cannot carry ``task`` (called at submit)."""
+
+    def attach(self, registration: AgentRegistration) -> AgentEndpoint:
+        """An endpoint for an agent object of this process (``coord.connect(agent)``),
+        replacing any previous one of that id (a restart).
+
+        Raises:
+            TypeError: this transport serves only agents that register themselves.
+        """
+
+    def deliver_work(self, agent_id: Hashable, item: WorkItem) -> None:
+        """Queue an assignment for the agent. Never blocks: the coordinator never gives an
+        agent more than its ``concurrency`` assignments at once."""
+
+    def revoke(self, agent_id: Hashable, token: int) -> None:
+        """The assignment ``token`` no longer counts (its task was cancelled): ask the agent
+        to stop it. The agent still reports it (``hand_back``), which frees its slot."""
+
+    async def deliver_message(self, agent_id: Hashable, message: Message) -> None:
+        """Put ``message`` in the agent's inbox, waiting while it is full.
+
+        Raises:
+            AgentUnavailableError: the agent is detached (or its inbox is gone).
+        """
+
+    def drain(self, agent_id: Hashable) -> None:
+        """The agent is leaving: it should hand back assignments it has not started."""
+
+    def detach(self, agent_id: Hashable) -> None:
+        """The agent is offline for the coordinator: deliver nothing more to it, and let it
+        know its assignments are void. (Idempotent; unknown ids are ignored.)"""
+
+    def close(self) -> None:
+        """The coordinator has finished (every task of its nursery has exited)."""
