@@ -9,13 +9,14 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from trioflow import NoCapableAgentError, SchedulerClosedError, TaskFailed
+from trioflow import NoCapableAgentError, RetryPolicy, SchedulerClosedError, TaskFailed
 from trioflow.agents import (
     Agent,
     AgentCapability,
     AgentGone,
     AgentUnavailableError,
     AssignmentStatus,
+    EventKind,
     Message,
     MessageType,
     RestartPolicy,
@@ -556,3 +557,235 @@ async def test_an_agent_without_process_task_fails_its_tasks(autojump_clock: Moc
         await Agent("bare", {"s"}).connect(coord)
         handle = coord.submit({"type": "s"})
     assert isinstance(handle.error, NotImplementedError)
+
+
+# -- one vocabulary with the scheduler: retry=, max_attempts=, TIMEOUT -------------------------
+
+
+async def test_retry_none_means_a_single_attempt(autojump_clock: MockClock) -> None:
+    async with open_coordinator(retry=None) as coord:
+        await Crasher("c1").connect(coord)
+        await Crasher("c2").connect(coord)
+        handle = coord.submit(work(0))
+    assert handle.status is AssignmentStatus.FAILED and handle.attempts == 1
+
+
+async def test_max_attempts_is_an_alias_of_a_delay_free_retry_policy(
+    autojump_clock: MockClock,
+) -> None:
+    outcomes = []
+    for settings in ({"max_attempts": 2}, {"retry": RetryPolicy(max_retries=1, delay=0)}):
+        start = trio.current_time()
+        async with open_coordinator(**settings) as coord:  # type: ignore[arg-type]
+            await Crasher("c").connect(coord)
+            handle = coord.submit(work(0))
+        outcomes.append((handle.attempts, handle.status, trio.current_time() - start))
+    assert outcomes[0] == outcomes[1] == (2, AssignmentStatus.FAILED, 2.0)
+
+
+async def test_retry_and_max_attempts_together_are_refused() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        async with open_coordinator(retry=1, max_attempts=2):
+            pass
+
+
+async def test_a_retry_waits_out_its_delay_without_holding_the_agent(
+    autojump_clock: MockClock,
+) -> None:
+    """Crash at 1; wait 1 (free for other work); crash at 3; wait 2; crash at 6: FAILED."""
+    start = trio.current_time()
+    policy = RetryPolicy(max_retries=2, delay=1.0, backoff=2.0)
+    crasher = Crasher("c", seconds=1)
+    async with open_coordinator(retry=policy) as coord:
+        await crasher.connect(coord)
+        events = coord.subscribe()
+        handle = coord.submit(work(0))
+        await trio.sleep(1.5)
+        assert handle.status is AssignmentStatus.WAITING
+        assert coord.stats().waiting == 1 and coord.agents["c"].in_flight == 0
+        with pytest.raises(TaskFailed):
+            await handle.wait()
+        ended = trio.current_time() - start
+    assert ended == 6.0 and handle.attempts == 3
+    story = [(e.kind, e.attempt, e.at - start) async for e in events if e.kind != "heartbeat"]
+    assert story == [
+        ("task_assigned", 1, 0.0),
+        ("attempt_failed", 1, 1.0),
+        ("task_waiting", 1, 1.0),
+        ("task_assigned", 2, 2.0),
+        ("attempt_failed", 2, 3.0),
+        ("task_waiting", 2, 3.0),
+        ("task_assigned", 3, 5.0),
+        ("attempt_failed", 3, 6.0),
+        ("task_failed", 3, 6.0),
+    ]
+    assert coord.stats().retries == 2
+
+
+async def test_retry_on_decides_which_agent_errors_are_retried(
+    autojump_clock: MockClock,
+) -> None:
+    policy = RetryPolicy(max_retries=3, delay=0, retry_on=(KeyError,))
+    async with open_coordinator(retry=policy) as coord:
+        await Crasher("c1").connect(coord)  # raises RuntimeError: not retried
+        await Crasher("c2").connect(coord)
+        handle = coord.submit(work(0))
+    assert handle.status is AssignmentStatus.FAILED and handle.attempts == 1
+
+
+async def test_an_int_retry_uses_the_default_policy_delays(autojump_clock: MockClock) -> None:
+    start = trio.current_time()
+    async with open_coordinator(retry=1) as coord:
+        await Crasher("c", seconds=1).connect(coord)
+        handle = coord.submit(work(0))
+    assert handle.attempts == 2
+    assert trio.current_time() - start == 3.0  # attempt, 1.0 s delay, attempt
+
+
+async def test_a_timed_out_last_attempt_ends_timeout(autojump_clock: MockClock) -> None:
+    start = trio.current_time()
+    async with open_coordinator(task_timeout=5, max_attempts=2) as coord:
+        await Worker("slow", seconds=100).connect(coord)
+        events = coord.subscribe()
+        handle = coord.submit(work(1))
+        with pytest.raises(TaskFailed) as info:
+            await handle.wait()
+    assert trio.current_time() - start == 10.0
+    assert handle.status is AssignmentStatus.TIMEOUT
+    assert info.value.status is AssignmentStatus.TIMEOUT
+    assert [type(e) for e in handle.errors] == [TimeoutError, TimeoutError]
+    assert str(handle.error) == "attempt 2 timed out after 5.0 s"
+    stats = coord.stats()
+    assert (stats.timeout, stats.failed, stats.finished) == (1, 0, 1)
+    kinds = [e.kind async for e in events if e.kind != EventKind.HEARTBEAT]
+    assert kinds[-1] is EventKind.TASK_TIMEOUT
+
+
+async def test_a_tooslowerror_of_the_agents_own_is_a_plain_failure(
+    autojump_clock: MockClock,
+) -> None:
+    """Only the coordinator's task_timeout makes a TIMEOUT; the agent's own fail_after
+    raising TooSlowError is that attempt's error like any other."""
+
+    class Hasty(Worker):
+        async def process_task(self, task: Any) -> Any:
+            with trio.fail_after(1):
+                await trio.sleep(5)
+
+    async with open_coordinator(max_attempts=1) as coord:
+        await Hasty("h").connect(coord)
+        handle = coord.submit(work(0))
+    assert handle.status is AssignmentStatus.FAILED
+    assert isinstance(handle.error, trio.TooSlowError)
+
+
+async def test_attempt_failed_names_the_attempt_that_failed(autojump_clock: MockClock) -> None:
+    async with open_coordinator() as coord:
+        await Crasher("c").connect(coord)
+        await Worker("w").connect(coord)
+        events = coord.subscribe()
+        await coord.submit(work(0)).wait()
+    story = [(e.kind, e.agent_id, e.attempt) async for e in events if e.kind != "heartbeat"]
+    assert story == [
+        (EventKind.TASK_ASSIGNED, "c", 1),
+        (EventKind.ATTEMPT_FAILED, "c", 1),
+        (EventKind.TASK_ASSIGNED, "w", 2),
+        (EventKind.TASK_COMPLETED, "w", 2),
+    ]
+    assert all(type(kind) is EventKind for kind, _, _ in story)
+
+
+# -- cancelling assigned work -----------------------------------------------------------------
+
+
+async def test_cancelling_an_assigned_task_stops_its_attempt(autojump_clock: MockClock) -> None:
+    start = trio.current_time()
+    worker = Worker("w", seconds=10)
+    async with open_coordinator() as coord:
+        await worker.connect(coord)
+        first = coord.submit(work(1))
+        await trio.sleep(1)
+        first.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert coord.agents["w"].in_flight == 0  # the agent is free at once
+        second = await coord.submit(work(2)).wait()
+    assert second == ("w", 2) and worker.done == [2]
+    assert trio.current_time() - start == 11.0
+    assert first.status is AssignmentStatus.CANCELLED
+
+
+async def test_a_cancelled_request_frees_the_agent_it_was_delegated_to(
+    autojump_clock: MockClock,
+) -> None:
+    class Impatient(Agent):
+        def __init__(self) -> None:
+            super().__init__("impatient", {"ask"})
+
+        async def process_task(self, task: Any) -> Any:
+            with trio.move_on_after(1):
+                return await self.request("work", {"n": 1})
+            return "gave up"
+
+    helper = Worker("helper", seconds=10)
+    async with open_coordinator() as coord:
+        await helper.connect(coord)
+        await Impatient().connect(coord)
+        assert await coord.submit({"type": "ask"}).wait() == "gave up"
+        await trio.testing.wait_all_tasks_blocked()
+        assert coord.agents["helper"].status == "idle"
+    assert helper.done == []
+
+
+# -- bad input: the same mistake, the same exception as in the scheduler -----------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"heartbeat_interval": True}, TypeError, "heartbeat_interval must be a number"),
+        ({"heartbeat_timeout": float("inf")}, ValueError, "heartbeat_timeout must be finite"),
+        ({"task_timeout": "5"}, TypeError, "task_timeout must be a number"),
+        ({"max_attempts": "3"}, TypeError, "max_attempts must be an int"),
+        ({"max_attempts": True}, TypeError, "max_attempts must be an int"),
+        ({"retry": "2"}, TypeError, "retry must be None, an int or a RetryPolicy"),
+        ({"retry": -1}, ValueError, "retry must be >= 0"),
+        ({"inbox_size": "5"}, TypeError, "inbox_size must be an int"),
+        ({"transport": object()}, TypeError, "Transport protocol"),
+    ],
+)
+async def test_bad_settings_get_the_schedulers_exception_types(
+    kwargs: dict, error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        async with open_coordinator(**kwargs):
+            pass
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "error", "message"),
+    [
+        (0, ValueError, "concurrency must be >= 1, got 0"),
+        ("2", TypeError, "concurrency must be an int, got '2'"),
+        (True, TypeError, "concurrency must be an int, got True"),
+        (1.0, TypeError, "concurrency must be an int, got 1.0"),
+    ],
+)
+def test_bad_agent_concurrency(concurrency: object, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        Agent("x", {"s"}, concurrency=concurrency)  # type: ignore[arg-type]
+
+
+async def test_submit_from_another_thread_fails_cleanly(autojump_clock: MockClock) -> None:
+    async with open_coordinator() as coord:
+        await Worker("w").connect(coord)
+
+        def from_a_thread() -> BaseException | None:
+            try:
+                coord.submit(work(1))
+            except RuntimeError as error:
+                return error
+            return None
+
+        error = await trio.to_thread.run_sync(from_a_thread)
+        assert isinstance(error, RuntimeError) and "thread" in str(error)
+        assert coord.stats().submitted == 0
