@@ -14,6 +14,7 @@ import trio
 import trio.testing
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from trioflow import RetryPolicy
 from trioflow.agents import Agent, AssignmentStatus, RestartPolicy, open_coordinator
 
 
@@ -40,6 +41,27 @@ class ChaosAgent(Agent):
         return (self.id, task["n"])
 
 
+class MessyAgent(ChaosAgent):
+    """Sometimes works in a nursery whose cleanup raises when cancelled (by a task timeout,
+    a revoke or the agent going offline): an exception group that mixes Cancelled with a
+    real error."""
+
+    async def process_task(self, task: Any) -> Any:
+        if self.rng.random() < 0.3:
+
+            async def fails_when_cancelled() -> None:
+                try:
+                    await trio.sleep(self.rng.choice([1, 3]))
+                finally:
+                    if trio.current_effective_deadline() <= trio.current_time():
+                        raise RuntimeError("cleanup failed")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(fails_when_cancelled)
+                nursery.start_soon(trio.sleep, 1)  # raises Cancelled beside it
+        return await super().process_task(task)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -55,13 +77,23 @@ def test_every_task_resolves_exactly_once(
 
 
 def check_scenario(
-    seed: int, n_agents: int, n_tasks: int, crash_rate: float, restarts: bool
+    seed: int,
+    n_agents: int,
+    n_tasks: int,
+    crash_rate: float,
+    restarts: bool,
+    *,
+    task_timeout: float | None = None,
+    retry_delay: float = 0.0,
+    cancel_rate: float = 0.0,
+    messy: bool = False,
 ) -> Any:
     rng = random.Random(seed)
 
     async def main() -> dict[str, Any]:
+        kind = MessyAgent if messy else ChaosAgent
         agents = [
-            ChaosAgent(
+            kind(
                 f"a{i}",
                 random.Random(rng.random()),
                 crash_rate,
@@ -72,7 +104,11 @@ def check_scenario(
         ]
         policy = RestartPolicy(max_restarts=2, period=100, delay=1) if restarts else None
         async with open_coordinator(
-            heartbeat_interval=0.5, heartbeat_timeout=1.5, max_attempts=3, restart=policy
+            heartbeat_interval=0.5,
+            heartbeat_timeout=1.5,
+            retry=RetryPolicy(max_retries=2, delay=retry_delay, backoff=2.0),
+            restart=policy,
+            task_timeout=task_timeout,
         ) as coord:
             events = coord.subscribe()
             for agent in agents:
@@ -80,6 +116,8 @@ def check_scenario(
             handles = []
             for n in range(n_tasks):
                 handles.append(coord.submit({"type": "work", "n": n}))
+                if rng.random() < cancel_rate:
+                    rng.choice(handles).cancel()
                 if rng.random() < 0.1:
                     await trio.sleep(rng.choice([0.1, 1]))
         return {
@@ -96,24 +134,68 @@ def check_scenario(
         produced.update({(agent.id, n): c for n, c in agent.produced.items()})
 
     terminal = Counter(
-        e.task_id for e in events if e.kind in ("task_completed", "task_failed", "task_cancelled")
+        e.task_id
+        for e in events
+        if e.kind in ("task_completed", "task_failed", "task_timeout", "task_cancelled")
     )
     assert all(terminal[h.id] == 1 for h in handles)  # none lost, none finished twice
-    assert stats.completed + stats.failed == stats.submitted == n_tasks
+    assert stats.finished == stats.submitted == n_tasks
+    if not cancel_rate and task_timeout is None:
+        assert stats.completed + stats.failed == n_tasks
     for n, handle in enumerate(handles):
-        assert handle.status in (AssignmentStatus.COMPLETED, AssignmentStatus.FAILED)
+        assert handle.done
         if handle.status is AssignmentStatus.COMPLETED:
             agent_id, value = handle.result
             assert value == n and handle.agent_id == agent_id
             assert produced[(agent_id, n)] >= 1
+        elif handle.status is AssignmentStatus.CANCELLED:
+            assert cancel_rate  # only the test cancels
         else:
             assert len(handle.errors) == handle.attempts == 3
-    if crash_rate == 0.0 and n_agents <= 3:
+            timed_out = isinstance(handle.error, TimeoutError)
+            assert timed_out == (handle.status is AssignmentStatus.TIMEOUT)
+    if crash_rate == 0.0 and n_agents <= 3 and task_timeout is None and not messy:
         # Only hangs fail attempts, at most two agents hang, and a retry prefers agents that
         # have not failed the task: the third attempt at the latest lands on agent 0.
-        assert all(h.status is AssignmentStatus.COMPLETED for h in handles)
+        assert all(
+            h.status in (AssignmentStatus.COMPLETED, AssignmentStatus.CANCELLED) for h in handles
+        )
 
     return stats
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_agents=st.integers(2, 5),
+    crash_rate=st.sampled_from([0.0, 0.1, 0.3]),
+    restarts=st.booleans(),
+    task_timeout=st.sampled_from([None, 0.8, 1.5]),
+    retry_delay=st.sampled_from([0.0, 0.3]),
+    cancel_rate=st.sampled_from([0.0, 0.05]),
+    messy=st.booleans(),
+)
+def test_every_task_resolves_exactly_once_with_timeouts_delays_and_cancels(
+    seed: int,
+    n_agents: int,
+    crash_rate: float,
+    restarts: bool,
+    task_timeout: float | None,
+    retry_delay: float,
+    cancel_rate: float,
+    messy: bool,
+) -> None:
+    check_scenario(
+        seed,
+        n_agents,
+        150,
+        crash_rate,
+        restarts,
+        task_timeout=task_timeout,
+        retry_delay=retry_delay,
+        cancel_rate=cancel_rate,
+        messy=messy,
+    )
 
 
 def test_a_known_scenario_really_is_chaotic() -> None:
