@@ -22,7 +22,7 @@ def make(
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
 ) -> TaskRecord:
-    return TaskRecord(task_id, TaskSpec(_fn, True, timeout, retry), (), None, priority, 0.0)
+    return TaskRecord(task_id, TaskSpec(_fn, True, timeout, retry), (), priority, 0.0)
 
 
 class Book:
@@ -34,6 +34,7 @@ class Book:
         self.decider: Decider[TaskRecord] = Decider(
             random=lambda: 0.5, on_settle=lambda t: self.settled.append(t.id), on_change=self.saw
         )
+        self.decider.report_completions = True
 
     def saw(self, task: TaskRecord, error: BaseException | None, now: float) -> None:
         self.changes.append((task.id, task.status.value, now))
@@ -75,6 +76,18 @@ def test_each_status_change_is_seen_once_in_order() -> None:
     ]
     assert a.result == "A" and a._started == 1.0 and a._completed == 2.0
     assert book.settled == ["a"]
+
+
+def test_completions_reach_on_settle_only_when_asked_failures_always() -> None:
+    book = Book()
+    book.decider.report_completions = False
+    a, b = book.add("a"), book.add("b")
+    book.run()
+    book.run()
+    book.decider.complete(a, 1, 0.0)
+    book.decider.attempt_failed(b, ValueError("x"), 0.0)
+    assert book.settled == ["b"]
+    assert book.decider.counts.snapshot(1.0).completed == 1
 
 
 def test_a_duplicate_id_changes_nothing() -> None:

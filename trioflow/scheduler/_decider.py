@@ -37,7 +37,7 @@ from ._pools import Pool, PoolState
 from ._ready_queue import ReadyQueue
 from ._records import StatusCounts, TaskStatus
 
-__all__ = ["Decider", "Resume", "Source", "TaskRecord", "TaskSpec"]
+__all__ = ["Call", "Decider", "Resume", "Source", "TaskRecord", "TaskSpec", "Trouble"]
 
 # Module constants, not ``TaskStatus.X`` at each use: on CPython 3.11 an enum member lookup
 # through the class costs about ten times a global lookup, and these are on the per-task path.
@@ -56,7 +56,7 @@ class TaskSpec:
     and options. Shared between such tasks, so a queued task carries one reference instead
     of six fields."""
 
-    __slots__ = ("fn", "is_async", "owner", "pool", "retry", "timeout")
+    __slots__ = ("fn", "is_async", "name", "owner", "pool", "retry", "timeout")
 
     def __init__(
         self,
@@ -68,6 +68,7 @@ class TaskSpec:
         owner: object = None,
     ) -> None:
         self.fn = fn
+        self.name: str = getattr(fn, "__name__", None) or "task"
         self.is_async = is_async
         self.timeout = timeout
         self.retry = retry
@@ -75,27 +76,54 @@ class TaskSpec:
         self.owner = owner  # whoever runs the task (the runner keeps its scheduler here)
 
 
+class Call:
+    """Everything about a task's call beyond ``fn(*args)``: keyword arguments, the inputs
+    to put in place before it runs, the context it runs in, the ids of its dependencies.
+
+    Most tasks need none of it, so a record holds its positional arguments as a plain tuple
+    and only a task that needs more holds a ``Call`` in the same place: one slot instead of
+    four on every queued task.
+    """
+
+    __slots__ = ("args", "context", "dependencies", "inputs", "kwargs")
+
+    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> None:
+        self.args: tuple[Any, ...] | None = args
+        self.kwargs = kwargs
+        self.inputs: Any = None  # where handles sit among the arguments (the runner's)
+        self.context: Any = None  # the context to run in, when not the scheduler's own
+        self.dependencies: frozenset[Hashable] = _NO_DEPENDENCIES
+
+
+class Trouble:
+    """What only a task that failed an attempt or was cancelled needs to remember."""
+
+    __slots__ = ("cancel_requested", "errors")
+
+    def __init__(self) -> None:
+        self.cancel_requested = False
+        self.errors: list[BaseException] = []
+
+
 class TaskRecord:
     """One task: what to run, where it stands, how it went.
 
     Attributes the user reads (the handle's public face): ``id``, ``priority``, ``status``,
     ``result``, ``error``, ``attempts``, ``dependencies``. The rest is the decider's and
-    the runner's.
+    the runner's. A queued task is kept small (it is the unit of the scheduler's memory
+    use): what most tasks never need lives in a :class:`Call` or a :class:`Trouble`, made
+    only for the tasks that need one.
     """
 
     __slots__ = (
         "_args",
-        "_cancel_requested",
         "_completed",
-        "_context",
         "_created",
-        "_errors",
-        "_kwargs",
-        "_resolve",
+        "_scope",
         "_spec",
         "_started",
+        "_trouble",
         "attempts",
-        "dependencies",
         "error",
         "id",
         "priority",
@@ -107,8 +135,7 @@ class TaskRecord:
         self,
         task_id: Hashable,
         spec: TaskSpec,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any] | None,
+        args: tuple[Any, ...] | Call,
         priority: int,
         now: float,
     ) -> None:
@@ -118,17 +145,19 @@ class TaskRecord:
         self.result: Any = None
         self.error: BaseException | None = None
         self.attempts = 0
-        self.dependencies: frozenset[Hashable] = _NO_DEPENDENCIES
         self._spec: TaskSpec = spec
-        self._args: tuple[Any, ...] | None = args
-        self._kwargs = kwargs
-        self._resolve = False  # whether args/kwargs hold inputs to resolve before a run
-        self._context: Any = None  # the runner's: where the task runs (None: the default)
-        self._errors: list[BaseException] | None = None
-        self._cancel_requested = False
+        self._args: tuple[Any, ...] | Call | None = args
+        self._trouble: Trouble | None = None
+        self._scope: Any = None  # the runner's: what to cancel while the task runs or waits
         self._created = now
         self._started: float | None = None
         self._completed: float | None = None
+
+    @property
+    def dependencies(self) -> frozenset[Hashable]:
+        """The ids of every task this one depends on (data, settled and ordering alike)."""
+        call = self._args
+        return call.dependencies if type(call) is Call else _NO_DEPENDENCIES
 
     @property
     def retries(self) -> int:
@@ -140,9 +169,21 @@ class TaskRecord:
         """Whether the task is in a terminal state."""
         return self.status.is_terminal
 
+    @property
+    def _cancel_requested(self) -> bool:
+        trouble = self._trouble
+        return trouble is not None and trouble.cancel_requested
+
+    def _troubled(self) -> Trouble:
+        trouble = self._trouble
+        if trouble is None:
+            trouble = self._trouble = Trouble()
+        return trouble
+
     def failure(self) -> TaskFailed:
         """The :class:`TaskFailed` that stands for this task not completing."""
-        return TaskFailed(self.id, self.status, self.error, self._errors or ())
+        errors = self._trouble.errors if self._trouble is not None else ()
+        return TaskFailed(self.id, self.status, self.error, errors)
 
 
 R = TypeVar("R", bound=TaskRecord)
@@ -151,9 +192,10 @@ R = TypeVar("R", bound=TaskRecord)
 class Resume:
     """A running task that paused to wait for other tasks and wants a worker slot back."""
 
-    __slots__ = ("cancelled", "granted", "pool", "priority", "task", "waiter")
+    __slots__ = ("cancelled", "granted", "pool", "priority", "status", "task", "waiter")
 
     def __init__(self, task: TaskRecord, waiter: object = None) -> None:
+        self.status = None  # not a task: never taken for a ready one by pop()'s fast path
         self.task = task
         self.priority = task.priority
         self.pool = task._spec.pool
@@ -165,9 +207,10 @@ class Resume:
 class Source:
     """A ``map()`` call in the ready queue: its next item may start when it is popped."""
 
-    __slots__ = ("exhausted", "pool", "priority", "runner")
+    __slots__ = ("exhausted", "pool", "priority", "runner", "status")
 
     def __init__(self, priority: int, pool: PoolState[Any] | None, runner: object) -> None:
+        self.status = None  # not a task: never taken for a ready one by pop()'s fast path
         self.priority = priority
         self.pool = pool
         self.exhausted = False
@@ -183,7 +226,8 @@ class Decider(Generic[R]):
 
     Args:
         random: a source of floats in ``[0, 1)`` for retry jitter.
-        on_settle: called with each task that reaches a terminal state, after the status
+        on_settle: called with each task that ends without completing, and with each one
+            that completes too once :attr:`report_completions` is set; after the status
             change is observed.
         on_change: called as ``on_change(task, error, now)`` after every status change
             (``task.status`` is the new one); ``None`` when nobody watches.
@@ -202,7 +246,11 @@ class Decider(Generic[R]):
         self.queue: ReadyQueue[Any] = ReadyQueue()
         self.graph: DependencyGraph[R] = DependencyGraph()
         self.counts = StatusCounts()
+        self._by_status = self.counts.by_status
         self.closed = False
+        #: Whether :meth:`_settle` reports completed tasks to ``on_settle`` (failures are
+        #: always reported); the runner sets it once something waits for completions.
+        self.report_completions = False
         self.on_change = on_change
         self._on_settle = on_settle
         self._random = random
@@ -252,7 +300,9 @@ class Decider(Generic[R]):
         if task.id in tasks:
             raise DuplicateTaskError(task.id)
         tasks[task.id] = task
-        self.counts.add(_PENDING)
+        counts = self.counts
+        counts.total += 1
+        self._by_status[_PENDING] += 1
         if not dependencies:
             if self.on_change is not None:
                 self.on_change(task, None, now)
@@ -289,6 +339,8 @@ class Decider(Generic[R]):
         queue = self.queue
         while queue:
             entry = queue.pop()
+            if entry.status is _PENDING and entry._spec.pool is None:
+                return entry  # type: ignore[no-any-return]  # the common case: a plain task
             if type(entry) is Resume:
                 if entry.cancelled:
                     continue
@@ -330,7 +382,15 @@ class Decider(Generic[R]):
         pool = task._spec.pool
         if pool is not None:
             pool.started(now)
-        self._move(task, _RUNNING, None, now)
+            if pool.held:
+                self.rate_held = True  # the next held one may be due one interval from now
+        # _move(task, _RUNNING), inlined: this and complete() run once per task.
+        by_status = self._by_status
+        by_status[task.status] -= 1
+        by_status[_RUNNING] += 1
+        task.status = _RUNNING
+        if self.on_change is not None:
+            self.on_change(task, None, now)
 
     def pause(self, task: R, now: float) -> None:
         """The running ``task`` waits for other tasks: its pool place is free meanwhile (its
@@ -357,7 +417,20 @@ class Decider(Generic[R]):
         """The attempt returned ``value``: the task completed; release its dependents."""
         if task._spec.pool is not None:
             self._attempt_ended(task, now)
-        self._settle(task, _COMPLETED, value, None, now)
+        if self.on_change is None and self._keep is None and not self.report_completions:
+            # _settle(task, _COMPLETED), inlined for the case where nobody watches.
+            task.result = value
+            task._completed = now
+            if type(task._args) is Call:
+                task._args.args = task._args.kwargs = task._args.context = None
+            else:
+                task._args = None
+            by_status = self._by_status
+            by_status[task.status] -= 1
+            by_status[_COMPLETED] += 1
+            task.status = _COMPLETED
+        else:
+            self._settle(task, _COMPLETED, value, None, now)
         for ready in self.graph.completed(task):
             self._move(ready, _PENDING, None, now)
             self.queue.push(ready, ready.priority)
@@ -379,9 +452,7 @@ class Decider(Generic[R]):
         if policy is None:
             self._fail(task, final, error, now)
             return None
-        if task._errors is None:
-            task._errors = []
-        task._errors.append(error)
+        task._troubled().errors.append(error)
         if not policy.should_retry(error, task.attempts - 1):
             self._fail(task, final, error, now)
             return None
@@ -421,7 +492,7 @@ class Decider(Generic[R]):
         now, and so is everything that depends on it."""
         if task.status.is_terminal:
             return False
-        task._cancel_requested = True
+        task._troubled().cancel_requested = True
         if task.status is _RUNNING:
             return True
         retrying = task.status is _WAITING and not self.graph.is_waiting(task)
@@ -436,7 +507,7 @@ class Decider(Generic[R]):
             return
         for task in list(self.tasks.values()):
             if not task.status.is_terminal:
-                task._cancel_requested = True
+                task._troubled().cancel_requested = True
                 self.graph.failed(task)
                 self._settle(task, _CANCELLED, None, None, now)
 
@@ -450,7 +521,9 @@ class Decider(Generic[R]):
     # -- the one place where statuses change ---------------------------------------------------
 
     def _move(self, task: R, status: TaskStatus, error: BaseException | None, now: float) -> None:
-        self.counts.move(task.status, status)
+        by_status = self._by_status
+        by_status[task.status] -= 1
+        by_status[status] += 1
         task.status = status
         if self.on_change is not None:
             self.on_change(task, error, now)
@@ -468,11 +541,16 @@ class Decider(Generic[R]):
         if error is not None:
             task.error = error
         task._completed = now
-        task._args = task._kwargs = None  # let the arguments be collected
+        call = task._args
+        if type(call) is Call:  # let the arguments be collected, keep the dependencies
+            call.args = call.kwargs = call.context = None
+        else:
+            task._args = None
         self._move(task, status, error, now)
         if self._keep is not None:
             self._forget_old(task)
-        self._on_settle(task)
+        if status is not _COMPLETED or self.report_completions:
+            self._on_settle(task)
 
     def _fail(self, task: R, status: TaskStatus, error: BaseException | None, now: float) -> None:
         """End ``task`` without completing it, and everything that depends on it."""

@@ -10,7 +10,7 @@ every other argument is passed as the very object the user gave.
 
 from __future__ import annotations
 
-from typing import Any, Final, Generic, TypeVar, final
+from typing import Any, Generic, TypeVar, final
 
 import attrs
 import outcome
@@ -18,7 +18,7 @@ import outcome
 from ._decider import TaskRecord
 from ._records import TaskStatus
 
-__all__ = ["DIRECT_HANDLES", "Inputs", "Settled", "resolve", "scan", "settled"]
+__all__ = ["Inputs", "Settled", "resolve", "scan", "settled"]
 
 T = TypeVar("T")
 
@@ -63,11 +63,6 @@ class Inputs:
 
     positions: tuple[int, ...]
     keys: tuple[str, ...]
-
-
-#: The inputs of a task whose only inputs are handles passed directly as positional
-#: arguments (a chain, a fan-in): the common case, resolved without looking further.
-DIRECT_HANDLES: Final = Inputs((), ())
 
 
 def _is_input(value: object, handle_type: type) -> bool:
@@ -140,8 +135,6 @@ def resolve(
     handle_type: type,
 ) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
     """The arguments with every input replaced by its result or outcome."""
-    if inputs is DIRECT_HANDLES:
-        return tuple([_value_of(a, handle_type) for a in args]), kwargs
     if inputs.positions:
         rebuilt = list(args)
         for i in inputs.positions:

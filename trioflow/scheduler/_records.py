@@ -95,32 +95,33 @@ class SchedulerStats:
 class StatusCounts:
     """How many tasks are in each status, kept current one transition at a time."""
 
-    __slots__ = ("_counts", "retries", "total")
+    __slots__ = ("by_status", "retries", "total")
 
     def __init__(self) -> None:
-        self._counts = dict.fromkeys(TaskStatus, 0)
+        #: The count per status; the decider updates it in place on its hot path.
+        self.by_status = dict.fromkeys(TaskStatus, 0)
         self.total = 0
         self.retries = 0
 
     def add(self, status: TaskStatus) -> None:
         self.total += 1
-        self._counts[status] += 1
+        self.by_status[status] += 1
 
     def move(self, old: TaskStatus, new: TaskStatus) -> None:
-        counts = self._counts
+        counts = self.by_status
         counts[old] -= 1
         counts[new] += 1
 
     def __getitem__(self, status: TaskStatus) -> int:
-        return self._counts[status]
+        return self.by_status[status]
 
     @property
     def finished(self) -> int:
-        counts = self._counts
+        counts = self.by_status
         return sum(counts[status] for status in _TERMINAL)
 
     def snapshot(self, elapsed: float) -> SchedulerStats:
-        counts = self._counts
+        counts = self.by_status
         finished = self.finished
         return SchedulerStats(
             total=self.total,

@@ -57,7 +57,7 @@ from collections.abc import (
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Final, Generic, TypeVar, final, overload
+from typing import Any, Final, Generic, TypeVar, cast, final, overload
 
 import trio
 
@@ -66,8 +66,8 @@ from .._events import EventFanout
 from .._owner import open_owner
 from .._retry import RetryPolicy, as_retry_policy
 from .._validate import check_int, check_optional_number
-from ._decider import Decider, Resume, Source, TaskRecord, TaskSpec
-from ._inputs import DIRECT_HANDLES, Settled, resolve, scan
+from ._decider import Call, Decider, Resume, Source, TaskRecord, TaskSpec
+from ._inputs import Settled, resolve, scan
 from ._pools import Pool, PoolState
 from ._records import SchedulerStats, TaskEvent, TaskStatus
 
@@ -119,21 +119,9 @@ class TaskHandle(TaskRecord, Generic[T]):
         dependencies: the ids of every task it depends on (data, settled and ordering).
     """
 
-    __slots__ = ("_scope",)
+    __slots__ = ()
 
     result: T | None
-
-    def __init__(
-        self,
-        task_id: Hashable,
-        spec: TaskSpec,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any] | None,
-        priority: int,
-        now: float,
-    ) -> None:
-        super().__init__(task_id, spec, args, kwargs, priority, now)
-        self._scope: trio.CancelScope | None = None
 
     def __repr__(self) -> str:
         return f"<TaskHandle {self.id!r} {self.status.value}>"
@@ -193,14 +181,26 @@ class TaskHandle(TaskRecord, Generic[T]):
 class _MapItem(TaskRecord):
     """One item of a ``map()`` call: a task with no handle, counted but not kept."""
 
-    __slots__ = ("_index", "_run", "_scope")
+    __slots__ = ("_index", "_run")
 
     def __init__(self, run: _MapRun, index: int, item: object, now: float) -> None:
-        super().__init__((run.label, index), run.spec, (item,), None, run.priority, now)
+        if run.context is None:
+            args: tuple[Any, ...] | Call = (item,)
+        else:
+            args = Call((item,))
+            args.context = run.context.copy()  # one copy each: items run concurrently
+        super().__init__((run.label, index), run.spec, args, run.priority, now)
         self._run = run
         self._index = index
-        self._scope: trio.CancelScope | None = None
-        self._context = run.context.copy() if run.context is not None else None
+
+
+def _may_hold_inputs(args: tuple[Any, ...]) -> bool:
+    """Whether some positional argument is, or may contain, another task's handle."""
+    for value in args:
+        kind = type(value)
+        if kind is TaskHandle or kind is Settled or kind is list or kind is tuple or kind is dict:
+            return True
+    return False
 
 
 class _MapRun:
@@ -253,7 +253,7 @@ class _AsCompleted(Generic[T]):
         self._arrived = trio.Event()
         for task in tasks:
             if not task.status.is_terminal:
-                scheduler._watchers.setdefault(task, []).append(self._on_end)
+                scheduler._watch(task, self._on_end)
 
     def _on_end(self, task: TaskRecord) -> None:
         self._ended.append(task)  # type: ignore[arg-type]
@@ -463,19 +463,22 @@ class Scheduler:
             kwargs = dict(kwargs)
         if id is None:
             self._auto_ids += 1
-            task_id: Hashable = f"{getattr(fn, '__name__', 'task')}#{self._auto_ids}"
+            task_id: Hashable = f"{spec.name}#{self._auto_ids}"
         else:
             task_id = id
-
         now = self._now()
-        task: TaskHandle[Any] = TaskHandle(task_id, spec, args, kwargs, priority, now)
-        context = contextvars.copy_context()
-        if context != self._context:
-            task._context = context
-        if not args and not kwargs and not depends_on:
-            decider.add(task, (), (), now)  # the common case: nothing to wait for
+        context: contextvars.Context | None = contextvars.copy_context()
+        if context == self._context:
+            context = None  # the scheduler's own: the task runs in its worker's copy
+        task: TaskHandle[Any]
+        if not kwargs and not depends_on and context is None and not _may_hold_inputs(args):
+            # The common case: a plain call (maybe with plain arguments), nothing to wait for.
+            task = TaskHandle(task_id, spec, args, priority, now)
+            decider.add(task, (), (), now)
         else:
-            self._add_with_inputs(task, args, kwargs, depends_on, now)
+            task = self._add_with_inputs(
+                task_id, spec, args, kwargs, depends_on, context, priority, now
+            )
         self._start_workers()
         return task
 
@@ -549,6 +552,7 @@ class Scheduler:
             priority,
             context if context != self._context else None,
         )
+        decider.report_completions = True  # items end in _item_ended
         decider.queue.push(run.source, priority)
         self._start_workers()
         try:
@@ -610,32 +614,19 @@ class Scheduler:
 
     def _add_with_inputs(
         self,
-        task: TaskHandle[Any],
+        task_id: Hashable,
+        spec: TaskSpec,
         args: tuple[Any, ...],
         kwargs: dict[str, Any] | None,
         depends_on: Iterable[TaskHandle[Any] | Settled[Any] | Hashable],
+        context: contextvars.Context | None,
+        priority: int,
         now: float,
-    ) -> None:
-        if not kwargs and not depends_on:
-            # Fast path (a chain, a fan-in): handles passed directly as positional arguments
-            # and nothing else to look into. Anything else takes the general path below.
-            direct: list[TaskHandle[Any]] = []
-            for value in args:
-                kind = type(value)
-                if kind is TaskHandle:
-                    if value._spec.owner is not self:
-                        raise UnknownDependencyError(task.id, value.id)
-                    direct.append(value)
-                elif kind is Settled or kind is list or kind is tuple or kind is dict:
-                    break
-            else:
-                if direct:
-                    task._resolve = DIRECT_HANDLES  # type: ignore[assignment]
-                    if len(direct) > 1:
-                        direct = list(dict.fromkeys(direct))
-                    task.dependencies = frozenset([d.id for d in direct])
-                self._decider.add(task, direct, (), now)
-                return
+    ) -> TaskHandle[Any]:
+        """Submit a task that has inputs, dependencies, keyword arguments or a context of
+        its own; everything is checked before anything is recorded."""
+        call = Call(args, kwargs)
+        call.context = context
         found, inputs = scan(args, kwargs, TaskHandle)
         if depends_on:
             if isinstance(depends_on, (str, bytes)):
@@ -645,19 +636,21 @@ class Scheduler:
         settled: list[TaskHandle[Any]] = []
         for dependency in found:
             if type(dependency) is Settled:
-                record = self._dependency(task.id, dependency.handle)
+                record = self._dependency(task_id, dependency.handle)
                 settled.append(record)
             else:
-                record = self._dependency(task.id, dependency)
+                record = self._dependency(task_id, dependency)
             dependencies[record] = None
-        if inputs is not None:
-            task._resolve = inputs  # type: ignore[assignment]
+        call.inputs = inputs
         if dependencies:
-            task.dependencies = frozenset(d.id for d in dependencies)
-        # A task that depends on a dependency both plainly and settled waits plainly.
-        plain = {d for d in found if type(d) is not Settled}
-        settled_only = [d for d in settled if d not in plain]
-        self._decider.add(task, list(dependencies), settled_only, now)
+            call.dependencies = frozenset([d.id for d in dependencies])
+        task: TaskHandle[Any] = TaskHandle(task_id, spec, call, priority, now)
+        if settled:
+            # A task that depends on a dependency both plainly and settled waits plainly.
+            plain = {d for d in found if type(d) is not Settled}
+            settled = [d for d in settled if d not in plain]
+        self._decider.add(task, list(dependencies), settled, now)
+        return task
 
     def _dependency(self, task_id: Hashable, dependency: object) -> TaskHandle[Any]:
         if type(dependency) is TaskHandle:
@@ -684,6 +677,11 @@ class Scheduler:
                 raise TypeError(f"expected a TaskHandle of this scheduler, got {task!r}")
         return tasks
 
+    def _watch(self, task: TaskRecord, watcher: Callable[[TaskRecord], None]) -> None:
+        """Call ``watcher(task)`` once ``task`` ends."""
+        self._decider.report_completions = True
+        self._watchers.setdefault(task, []).append(watcher)
+
     # -- hooks the decider calls --------------------------------------------------------------
 
     def _observe(self, task: TaskRecord, error: BaseException | None, now: float) -> None:
@@ -693,7 +691,7 @@ class Scheduler:
             logger.debug("task %r is %s (attempt %d)", task.id, task.status.value, task.attempts)
 
     def _on_settle(self, task: TaskRecord) -> None:
-        task._scope = None  # type: ignore[attr-defined]
+        task._scope = None
         status = task.status
         if status is _FAILED or status is _TIMEOUT:
             logger.warning("task %r ended %s: %r", task.id, status.value, task.error)
@@ -725,7 +723,7 @@ class Scheduler:
         if worker is not None and worker.task in tasks:
             raise RuntimeError(f"task {worker.task.id!r} cannot wait for itself")
         for task in tasks:
-            self._watchers.setdefault(task, []).append(on_end)
+            self._watch(task, on_end)
         try:
             await self._waiting(done.wait)
         finally:
@@ -835,16 +833,16 @@ class Scheduler:
             self._start_workers()
 
     def _cancel(self, task: TaskRecord) -> None:
-        scope = task._scope  # type: ignore[attr-defined]  # (settling the task forgets it)
+        scope = task._scope  # (settling the task forgets it)
         if self._decider.cancel(task, self._now()) and scope is not None:  # type: ignore[arg-type]
             scope.cancel()
 
     async def _retry_after(self, task: TaskRecord, delay: float) -> None:
         with trio.CancelScope() as scope:
-            task._scope = scope  # type: ignore[attr-defined]
+            task._scope = scope
             await trio.sleep(delay)
-        if task._scope is scope:  # type: ignore[attr-defined]
-            task._scope = None  # type: ignore[attr-defined]
+        if task._scope is scope:
+            task._scope = None
         self._decider.retry_due(task, self._now())  # type: ignore[arg-type]
         self._start_workers()
 
@@ -922,35 +920,38 @@ class Scheduler:
         decider = self._decider
         now = self._now()
         decider.start(task, now)  # type: ignore[arg-type]
-        task._scope = scope  # type: ignore[attr-defined]
+        task._scope = scope
         worker.task = task
         spec = task._spec
         timeout = spec.timeout
         if timeout is not None:
             scope.deadline = now + timeout
         args = task._args
-        assert args is not None
-        kwargs = task._kwargs
-        if task._resolve:
-            args, kwargs = resolve(args, kwargs, task._resolve, TaskHandle)  # type: ignore[arg-type]
-        context = task._context
+        kwargs: dict[str, Any] | None = None
+        context: contextvars.Context | None = None
+        if type(args) is Call:
+            call = args
+            args, kwargs, context = call.args, call.kwargs, call.context
+            if call.inputs is not None:
+                args, kwargs = resolve(args, kwargs, call.inputs, TaskHandle)  # type: ignore[arg-type]
+        args = cast(tuple[Any, ...], args)  # (never None while the task runs)
         error: BaseException | None = None
         try:
             if spec.is_async:
                 coro = spec.fn(*args, **kwargs) if kwargs else spec.fn(*args)
                 value = await (coro if context is None else _in_context(context, coro))
             else:
-                call = functools.partial(spec.fn, *args, **(kwargs or {}))
+                in_thread = functools.partial(spec.fn, *args, **(kwargs or {}))
                 if context is not None:
-                    call = functools.partial(context.run, call)
-                value = await trio.to_thread.run_sync(call)
+                    in_thread = functools.partial(context.run, in_thread)
+                value = await trio.to_thread.run_sync(in_thread)
                 if inspect.isawaitable(value):
                     value = await value  # an async callable that inspect could not recognise
         except BaseException as exc:
             error = exc
             value = None
         worker.task = None
-        task._scope = None  # type: ignore[attr-defined]
+        task._scope = None
         if context is None and contextvars.copy_context() != self._context:
             self._retire(worker)  # the task changed this worker's context: not for reuse
         now = self._now()
@@ -972,7 +973,7 @@ class Scheduler:
         fatal, rest = _split(rest, (KeyboardInterrupt, SystemExit))
         if cancelled is not None and not cut_short:
             # Not the attempt's own scope: the whole scheduler is being cancelled.
-            task._cancel_requested = True
+            task._troubled().cancel_requested = True
             decider.cut_short(task, now, rest or fatal)  # type: ignore[arg-type]
             raise fatal if fatal is not None else cancelled
         if cut_short:
