@@ -90,7 +90,9 @@ class Call:
     def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> None:
         self.args: tuple[Any, ...] | None = args
         self.kwargs = kwargs
-        self.inputs: Any = None  # where handles sit among the arguments (the runner's)
+        #: Where inputs sit among the arguments (the runner's): ``None``, the positions of
+        #: handles passed as themselves, or a fuller description.
+        self.inputs: Any = None
         self.context: Any = None  # the context to run in, when not the scheduler's own
         self.dependencies: frozenset[Hashable] = _NO_DEPENDENCIES
 
@@ -319,7 +321,9 @@ class Decider(Generic[R]):
                 self._settle(task, _CANCELLED, None, self._doomed_by(task, dependency), now)
                 return
             unfinished.append(dependency)
-        if self.graph.add(task, unfinished, [d for d in settled if d in unfinished]):
+        if self.graph.add(
+            task, unfinished, [d for d in settled if d in unfinished] if settled else ()
+        ):
             self._move(task, _WAITING, None, now)
         else:
             if self.on_change is not None:

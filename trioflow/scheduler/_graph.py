@@ -77,8 +77,19 @@ class DependencyGraph(Generic[N]):
         if dependents is None:
             return []
         ready: list[N] = []
+        remaining = self._remaining
         for dependent in dependents:
-            self._release(dependent, node, ready)
+            # _release(dependent), inlined: this runs once per edge.
+            left = remaining.get(dependent)
+            if left is None:
+                continue  # doomed or cancelled while it waited
+            if left > 1:
+                remaining[dependent] = left - 1
+            else:
+                del remaining[dependent]
+                if self._settled:
+                    self._settled.pop(dependent, None)
+                ready.append(dependent)
         return ready
 
     def failed(self, node: N) -> tuple[list[N], list[tuple[N, N]]]:

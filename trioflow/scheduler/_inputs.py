@@ -131,10 +131,18 @@ def _resolved(value: Any, handle_type: type) -> Any:
 def resolve(
     args: tuple[Any, ...],
     kwargs: dict[str, Any] | None,
-    inputs: Inputs,
+    inputs: Inputs | tuple[int, ...],
     handle_type: type,
 ) -> tuple[tuple[Any, ...], dict[str, Any] | None]:
-    """The arguments with every input replaced by its result or outcome."""
+    """The arguments with every input replaced by its result or outcome. ``inputs`` is an
+    :class:`Inputs`, or (the common case of handles passed as themselves) just the
+    positions of those handles."""
+    if type(inputs) is tuple:
+        rebuilt = list(args)
+        for i in inputs:
+            rebuilt[i] = rebuilt[i].result
+        return tuple(rebuilt), kwargs
+    assert isinstance(inputs, Inputs)
     if inputs.positions:
         rebuilt = list(args)
         for i in inputs.positions:

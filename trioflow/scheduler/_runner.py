@@ -194,15 +194,6 @@ class _MapItem(TaskRecord):
         self._index = index
 
 
-def _may_hold_inputs(args: tuple[Any, ...]) -> bool:
-    """Whether some positional argument is, or may contain, another task's handle."""
-    for value in args:
-        kind = type(value)
-        if kind is TaskHandle or kind is Settled or kind is list or kind is tuple or kind is dict:
-            return True
-    return False
-
-
 class _MapRun:
     """The state of one ``map()`` call."""
 
@@ -471,8 +462,8 @@ class Scheduler:
         if context == self._context:
             context = None  # the scheduler's own: the task runs in its worker's copy
         task: TaskHandle[Any]
-        if not kwargs and not depends_on and context is None and not _may_hold_inputs(args):
-            # The common case: a plain call (maybe with plain arguments), nothing to wait for.
+        if not args and not kwargs and not depends_on and context is None:
+            # The common case: a plain call, nothing to wait for.
             task = TaskHandle(task_id, spec, args, priority, now)
             decider.add(task, (), (), now)
         else:
@@ -625,6 +616,34 @@ class Scheduler:
     ) -> TaskHandle[Any]:
         """Submit a task that has inputs, dependencies, keyword arguments or a context of
         its own; everything is checked before anything is recorded."""
+        if not kwargs and not depends_on:
+            # Fast path (plain arguments, a chain, a fan-in): at most handles passed as
+            # themselves. A container or a settled marker needs the closer look below.
+            positions: list[int] = []
+            handles: list[TaskHandle[Any]] = []
+            for i, value in enumerate(args):
+                kind = type(value)
+                if kind is TaskHandle:
+                    if value._spec.owner is not self:
+                        raise UnknownDependencyError(task_id, value.id)
+                    positions.append(i)
+                    if value not in handles:
+                        handles.append(value)
+                elif kind is Settled or kind is list or kind is tuple or kind is dict:
+                    break
+            else:
+                if not positions and context is None:
+                    task: TaskHandle[Any] = TaskHandle(task_id, spec, args, priority, now)
+                    self._decider.add(task, (), (), now)
+                    return task
+                call = Call(args)
+                call.context = context
+                if positions:
+                    call.inputs = tuple(positions)
+                    call.dependencies = frozenset([d.id for d in handles])
+                task = TaskHandle(task_id, spec, call, priority, now)
+                self._decider.add(task, handles, (), now)
+                return task
         call = Call(args, kwargs)
         call.context = context
         found, inputs = scan(args, kwargs, TaskHandle)
@@ -644,7 +663,7 @@ class Scheduler:
         call.inputs = inputs
         if dependencies:
             call.dependencies = frozenset([d.id for d in dependencies])
-        task: TaskHandle[Any] = TaskHandle(task_id, spec, call, priority, now)
+        task = TaskHandle(task_id, spec, call, priority, now)
         if settled:
             # A task that depends on a dependency both plainly and settled waits plainly.
             plain = {d for d in found if type(d) is not Settled}
@@ -932,8 +951,14 @@ class Scheduler:
         if type(args) is Call:
             call = args
             args, kwargs, context = call.args, call.kwargs, call.context
-            if call.inputs is not None:
-                args, kwargs = resolve(args, kwargs, call.inputs, TaskHandle)  # type: ignore[arg-type]
+            inputs = call.inputs
+            if type(inputs) is tuple:  # handles passed as themselves: put their results in
+                rebuilt = list(args)  # type: ignore[arg-type]
+                for i in inputs:
+                    rebuilt[i] = rebuilt[i].result
+                args = tuple(rebuilt)
+            elif inputs is not None:
+                args, kwargs = resolve(args, kwargs, inputs, TaskHandle)  # type: ignore[arg-type]
         args = cast(tuple[Any, ...], args)  # (never None while the task runs)
         error: BaseException | None = None
         try:
