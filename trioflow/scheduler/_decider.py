@@ -56,7 +56,7 @@ class TaskSpec:
     and options. Shared between such tasks, so a queued task carries one reference instead
     of six fields."""
 
-    __slots__ = ("fn", "is_async", "name", "owner", "pool", "retry", "timeout")
+    __slots__ = ("fn", "is_async", "name", "owner", "pool", "process", "retry", "timeout")
 
     def __init__(
         self,
@@ -66,8 +66,10 @@ class TaskSpec:
         retry: RetryPolicy | None,
         pool: PoolState[Any] | None = None,
         owner: object = None,
+        process: bool = False,
     ) -> None:
         self.fn = fn
+        self.process = process  # a plain function run in a worker process
         self.name: str = getattr(fn, "__name__", None) or "task"
         self.is_async = is_async
         self.timeout = timeout

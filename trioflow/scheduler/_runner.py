@@ -40,6 +40,7 @@ import functools
 import inspect
 import logging
 import math
+import pickle
 import random
 import threading
 import types
@@ -376,6 +377,7 @@ class Scheduler:
         retry: RetryPolicy | int | None = None,
         kwargs: Mapping[str, Any] | None = None,
         pool: str | Pool | None = None,
+        process: bool = False,
     ) -> TaskHandle[T]: ...
 
     @overload
@@ -390,6 +392,7 @@ class Scheduler:
         retry: RetryPolicy | int | None = None,
         kwargs: Mapping[str, Any] | None = None,
         pool: str | Pool | None = None,
+        process: bool = False,
     ) -> TaskHandle[T]: ...
 
     def submit(
@@ -403,6 +406,7 @@ class Scheduler:
         retry: RetryPolicy | int | None = None,
         kwargs: Mapping[str, Any] | None = None,
         pool: str | Pool | None = None,
+        process: bool = False,
     ) -> TaskHandle[Any]:
         """Schedule ``fn(*args, **kwargs)``; never blocks.
 
@@ -415,13 +419,23 @@ class Scheduler:
         :class:`RetryPolicy`; ``pool`` is a :class:`Pool` or the name of one given to
         :func:`open_scheduler`.
 
+        A plain (non-async) ``fn`` runs in a worker thread; with ``process=True`` it runs
+        in a worker process instead (``trio-parallel``), for CPU-bound work that should use
+        another core. Its timeout and ``cancel()`` kill the process; retries work as for any
+        attempt. The function, its arguments and its result must pickle, and context
+        variables do not travel: the process starts from a clean slate. At most as many
+        processes as CPUs run at once; give such tasks a :class:`Pool` of that size so that
+        the ones waiting for a process do not hold worker slots.
+
         It may be called from the block, from inside a running task, or from another
         thread (a plain-function task running in a worker thread, say): from another
         thread it is carried into the scheduler's trio run and waits for that.
 
         Raises:
-            TypeError: ``fn`` is not callable, or an argument has the wrong type.
+            TypeError: ``fn`` is not callable, or an argument has the wrong type (with
+                ``process=True``: ``fn`` is async or cannot be pickled).
             ValueError: ``timeout <= 0``, a bad retry setting, or an unknown pool name.
+            ImportError: ``process=True`` without ``trio-parallel`` installed.
             DuplicateTaskError: ``id`` is already in use.
             UnknownDependencyError: a dependency was never submitted to this scheduler
                 (or was forgotten under ``keep_finished``, when named by id).
@@ -440,6 +454,7 @@ class Scheduler:
                 retry=retry,
                 kwargs=kwargs,
                 pool=pool,
+                process=process,
             )
             return self._from_thread(call)
         decider = self._decider
@@ -447,7 +462,7 @@ class Scheduler:
             raise SchedulerClosedError("the scheduler has finished; nothing more can be submitted")
         if type(priority) is not int:
             priority = check_int("priority", priority, minimum=-(2**63))
-        spec = self._spec_for(fn, timeout, retry, pool)
+        spec = self._spec_for(fn, timeout, retry, pool, process)
         if kwargs is not None:
             if not isinstance(kwargs, Mapping):
                 raise TypeError(f"kwargs must be a mapping or None, got {kwargs!r}")
@@ -518,6 +533,7 @@ class Scheduler:
         timeout: float | None = None,  # noqa: ASYNC109 - per item, as submit's timeout
         retry: RetryPolicy | int | None = None,
         pool: str | Pool | None = None,
+        process: bool = False,
     ) -> list[T]:
         """Run ``fn(item)`` for each item under the scheduler's rules; return the results in
         input order.
@@ -533,7 +549,7 @@ class Scheduler:
         if decider.closed:
             raise SchedulerClosedError("the scheduler has finished; nothing more can be submitted")
         priority = check_int("priority", priority, minimum=-(2**63))
-        spec = self._spec_for(fn, timeout, retry, pool)
+        spec = self._spec_for(fn, timeout, retry, pool, process)
         self._maps += 1
         context = contextvars.copy_context()
         run = _MapRun(
@@ -563,6 +579,7 @@ class Scheduler:
         timeout: object,
         retry: RetryPolicy | int | None,
         pool: str | Pool | None,
+        process: bool = False,
     ) -> TaskSpec:
         last = self._last_spec
         if (
@@ -572,19 +589,24 @@ class Scheduler:
             and (last.retry is retry or (retry is None and last.retry is None))
             and pool is None
             and last.pool is None
+            and last.process is process
         ):
             return last
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {fn!r}")
         checked_timeout = check_optional_number("timeout", timeout, positive=True, finite=False)
         policy = as_retry_policy(retry)
+        is_async = _is_async_callable(fn)
+        if process is not False:
+            _check_process_call(fn, process, is_async)
         spec = TaskSpec(
             fn,
-            _is_async_callable(fn),
+            is_async,
             checked_timeout,
             policy,
             pool=self._pool_state(pool),
             owner=self,
+            process=process,
         )
         if checked_timeout is timeout and policy is retry and pool is None:
             self._last_spec = spec  # only when the identity checks above can find it again
@@ -965,6 +987,8 @@ class Scheduler:
             if spec.is_async:
                 coro = spec.fn(*args, **kwargs) if kwargs else spec.fn(*args)
                 value = await (coro if context is None else _in_context(context, coro))
+            elif spec.process:
+                value = await _run_in_process(functools.partial(spec.fn, *args, **(kwargs or {})))
             else:
                 in_thread = functools.partial(spec.fn, *args, **(kwargs or {}))
                 if context is not None:
@@ -1084,6 +1108,35 @@ class Scheduler:
 
     def _to_datetime(self, at: float) -> datetime:
         return self._wall_origin + timedelta(seconds=at - self._started)
+
+
+def _check_process_call(fn: Callable[..., Any], process: object, is_async: bool) -> None:
+    """Refuse at submit what cannot run in a worker process."""
+    if type(process) is not bool:
+        raise TypeError(f"process must be a bool, got {process!r}")
+    if is_async:
+        raise TypeError(f"process=True runs a plain function in a worker process; {fn!r} is async")
+    try:
+        pickle.dumps(fn)
+    except Exception as exc:
+        raise TypeError(
+            f"process=True needs a function a worker process can import (a module-level "
+            f"function, not a lambda or a local one): {fn!r} cannot be pickled ({exc})"
+        ) from None
+    try:
+        import trio_parallel  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "process=True needs trio-parallel: pip install 'trioflow[process]'"
+        ) from None
+
+
+async def _run_in_process(call: Callable[[], T]) -> T:
+    """Run ``call`` in a worker process. Cancelling (a timeout, ``cancel()``) kills the
+    process: a CPU-bound function cannot be interrupted any other way."""
+    import trio_parallel
+
+    return await trio_parallel.run_sync(call, kill_on_cancel=True)
 
 
 def _split(
