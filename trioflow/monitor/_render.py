@@ -1,10 +1,18 @@
-"""Turn a RunView into something to look at: a rich layout, or one plain line."""
+"""Turn a RunView into something to look at: a rich layout, or one plain line.
+
+Both show how long each running task has been at it, longest first, and mark those running
+longer than the view's ``slow_after``: a task that hangs produces no events, so its growing
+running time is the only sign of it a watcher gets.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ._view import RunView
+from ._view import Running, RunView
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 _STATUS_ORDER = (
     "queued",
@@ -17,8 +25,11 @@ _STATUS_ORDER = (
     "cancelled",
 )
 
+_RUNNING_IN_A_LINE = 3  # running tasks named in a plain line; the rest are counted
+_RUNNING_IN_A_TABLE = 10
 
-def _duration(seconds: float | None) -> str:
+
+def duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"
     if seconds < 60:
@@ -31,8 +42,8 @@ def progress_text(view: RunView, now: float) -> str:
     share = view.finished / view.total * 100 if view.total else 0.0
     return (
         f"{view.finished}/{view.total} finished ({share:.0f}%)  "
-        f"{view.rate(now):.1f}/s  ETA {_duration(view.eta(now))}  "
-        f"elapsed {_duration(view.elapsed(now))}"
+        f"{view.rate(now):.1f}/s  ETA {duration(view.eta(now))}  "
+        f"elapsed {duration(view.elapsed(now))}"
     )
 
 
@@ -42,16 +53,38 @@ def counts_text(view: RunView) -> str:
     )
 
 
+def stamp(view: RunView, at: float) -> str:
+    """The timestamp that starts every plain line: time since the view started."""
+    return f"[+{view.elapsed(at):8.2f}s]"
+
+
+def running_label(view: RunView, running: Running) -> str:
+    """``task``, or ``task@agent`` for an agent's assignment."""
+    text = view.label(running.source, running.task_id)
+    return text if running.agent_id is None else f"{text}@{running.agent_id}"
+
+
+def running_text(view: RunView, running: Running, now: float) -> str:
+    """``task 12.5s`` (``task@agent 12.5s``), and ``(slow)`` past ``slow_after``."""
+    text = f"{running_label(view, running)} {duration(now - running.since)}"
+    return text + " (slow)" if view.is_slow(running, now) else text
+
+
 def plain_line(view: RunView, now: float) -> str:
-    """One timestamped progress line, for logs and pipes."""
-    line = f"[+{view.elapsed(now):8.2f}s] {progress_text(view, now)} | {counts_text(view)}"
+    """One progress line, for logs and pipes (without its timestamp)."""
+    line = f"{progress_text(view, now)} | {counts_text(view) or 'no tasks yet'}"
+    if view.running:
+        longest = view.longest_running()
+        shown = ", ".join(running_text(view, r, now) for r in longest[:_RUNNING_IN_A_LINE])
+        more = len(longest) - _RUNNING_IN_A_LINE
+        line += f" | running {shown}" + (f" (+{more} more)" if more > 0 else "")
     if view.agents:
         online = sum(row.status != "offline" for row in view.agents.values())
         line += f" | agents {online}/{len(view.agents)} online, reassigned {view.reassigned}"
     return line
 
 
-def rich_view(view: RunView, now: float, title: str = "trioflow") -> Any:
+def rich_view(view: RunView, now: float, title: str = "trioflow") -> RenderableType:
     """A rich renderable: progress, counts, running tasks, agents, recent failures."""
     from rich.console import Group
     from rich.progress_bar import ProgressBar
@@ -63,29 +96,43 @@ def rich_view(view: RunView, now: float, title: str = "trioflow") -> Any:
         ProgressBar(total=max(view.total, 1), completed=view.finished, width=40),
         Text(progress_text(view, now)),
     )
-    parts: list[Any] = [
+    parts: list[RenderableType] = [
         Text(title, style="bold"),
         progress,
         Text(counts_text(view) or "no tasks yet", style="cyan"),
     ]
     if view.running:
-        table = Table(title="running", title_justify="left", expand=False)
-        table.add_column("task")
-        table.add_column("attempt", justify="right")
-        table.add_column("elapsed", justify="right")
-        if any(r.agent_id is not None for r in view.running.values()):
-            table.add_column("agent")
-        longest = sorted(view.running.values(), key=lambda r: r.since)[:10]
-        for row in longest:
-            cells = [str(row.task_id), str(row.attempt), _duration(now - row.since)]
-            if len(table.columns) == 4:
-                cells.append("" if row.agent_id is None else str(row.agent_id))
-            table.add_row(*cells)
-        if len(view.running) > len(longest):
-            table.caption = f"and {len(view.running) - len(longest)} more"
-        parts.append(table)
+        running = Table(title="running", title_justify="left", expand=False)
+        running.add_column("task")
+        running.add_column("attempt", justify="right")
+        running.add_column("running for", justify="right")
+        with_agents = any(r.agent_id is not None for r in view.running.values())
+        if with_agents:
+            running.add_column("agent")
+        longest = view.longest_running()
+        for task in longest[:_RUNNING_IN_A_TABLE]:
+            slow = view.is_slow(task, now)
+            cells: list[RenderableType] = [
+                view.label(task.source, task.task_id),
+                str(task.attempt),
+                Text(
+                    duration(now - task.since) + (" slow" if slow else ""),
+                    style="bold red" if slow else "",
+                ),
+            ]
+            if with_agents:
+                cells.append("" if task.agent_id is None else str(task.agent_id))
+            running.add_row(*cells)
+        captions = []
+        if len(longest) > _RUNNING_IN_A_TABLE:
+            captions.append(f"and {len(longest) - _RUNNING_IN_A_TABLE} more")
+        slow_count = len(view.slow(now))
+        if slow_count:
+            captions.append(f"{slow_count} running longer than {duration(view.slow_after)}")
+        running.caption = "; ".join(captions) or None
+        parts.append(running)
     if view.agents:
-        table = Table(title="agents", title_justify="left")
+        agents = Table(title="agents", title_justify="left")
         for column in (
             "agent",
             "status",
@@ -96,27 +143,31 @@ def rich_view(view: RunView, now: float, title: str = "trioflow") -> Any:
             "restarts",
             "last heartbeat",
         ):
-            table.add_column(column, justify="left" if column in ("agent", "status") else "right")
-        for agent_id, row in view.agents.items():
+            agents.add_column(column, justify="left" if column in ("agent", "status") else "right")
+        for (source, agent_id), row in view.agents.items():
             style = {"offline": "red", "busy": "yellow"}.get(row.status, "green")
-            table.add_row(
-                str(agent_id),
+            beat = row.last_heartbeat
+            agents.add_row(
+                view.label(source, agent_id),
                 Text(row.status, style=style),
                 str(row.in_flight),
                 str(row.completed),
                 str(row.failed),
                 str(row.reassigned),
                 str(row.restarts),
-                "–" if row.last_heartbeat is None else f"{_duration(now - row.last_heartbeat)} ago",
+                "–" if beat is None else f"{duration(now - beat)} ago",
             )
-        parts.append(table)
+        parts.append(agents)
     if view.failures:
-        table = Table(title="recent failures", title_justify="left")
+        failures = Table(title="recent failures", title_justify="left")
         for column in ("at", "what", "status", "error"):
-            table.add_column(column)
+            failures.add_column(column)
         for failure in view.failures:
-            table.add_row(
-                f"+{failure.at - view.started:.2f}s", failure.what, failure.status, failure.error
+            failures.add_row(
+                f"+{failure.at - view.started:.2f}s",
+                view.label(failure.source, failure.what),
+                failure.status,
+                failure.error,
             )
-        parts.append(table)
+        parts.append(failures)
     return Group(*parts)
