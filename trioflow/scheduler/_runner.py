@@ -1134,7 +1134,7 @@ def _check_process_call(fn: Callable[..., Any], process: object, is_async: bool)
 async def _run_in_process(call: Callable[[], T]) -> T:
     """Run ``call`` in a worker process. Cancelling (a timeout, ``cancel()``) kills the
     process: a CPU-bound function cannot be interrupted any other way."""
-    import trio_parallel  # type: ignore[import-untyped]  # (it ships no type information)
+    import trio_parallel
 
     result: T = await trio_parallel.run_sync(call, kill_on_cancel=True)
     return result
