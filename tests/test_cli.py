@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def started(*args: str, **options: object) -> Iterator[subprocess.Popen[str]]:
+    """``trioflow *args`` in a child process that is killed if the test ends early (a
+    timeout, a failed assertion), so that no test leaves one behind."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trioflow", *args],
+        cwd=ROOT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        **options,  # type: ignore[call-overload]
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -25,13 +49,21 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(
-    "args", [(), ("demo",), ("demo", "scheduler"), ("demo", "agents"), ("bench",)]
-)
+@pytest.mark.parametrize("args", [(), ("demo",), ("demo", "scheduler"), ("demo", "agents")])
 def test_help_on_every_command(args: tuple[str, ...]) -> None:
     done = run(*args, "--help")
     assert done.returncode == 0
     assert done.stdout.startswith("usage: trioflow")
+
+
+def test_the_benchmarks_are_not_a_command_of_the_installed_package() -> None:
+    """They are a repository tool (``python -m benchmarks.run``); --help says where."""
+    done = run("bench")
+    assert done.returncode == 2
+    assert "invalid choice: 'bench'" in done.stderr
+    help_text = " ".join(run("--help").stdout.split())
+    assert "python -m benchmarks.run" in help_text
+    assert "141 output closed early" in help_text
 
 
 @pytest.mark.parametrize(
@@ -41,6 +73,7 @@ def test_help_on_every_command(args: tuple[str, ...]) -> None:
         (("demo", "scheduler", "--tasks", "0"), "must be at least 1"),
         (("demo", "scheduler", "--fail-rate", "2"), "must be between 0 and 1"),
         (("demo", "agents", "--agents", "many"), "not a whole number"),
+        (("demo", "agents", "--slow-after", "0"), "must be a positive number of seconds"),
     ],
 )
 def test_bad_usage_is_one_clear_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
@@ -89,28 +122,61 @@ def test_agents_demo_scaled_with_a_crash_and_a_restart() -> None:
     assert "restarts=" in done.stdout and "restarts=0" not in done.stdout
 
 
-def test_bench_quick_runs_the_suite() -> None:
-    done = run("bench", "--quick")
-    assert done.returncode == 0, done.stderr
-    assert "| goal | measured | target | met |" in done.stdout
-
-
-def test_ctrl_c_cancels_cleanly_with_a_summary() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "trioflow", "demo", "scheduler", "--tasks", "400", "--workers", "2"],
-        cwd=ROOT,
+def test_ctrl_c_cancels_cleanly_with_a_short_summary() -> None:
+    with started(
+        "demo",
+        "scheduler",
+        "--tasks",
+        "400",
+        "--workers",
+        "2",
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert process.stdout is not None
-    first = process.stdout.readline()  # the banner: the run has started
-    assert "scheduler demo" in first
-    time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=30)
+    ) as process:
+        assert process.stdout is not None
+        assert "scheduler demo" in process.stdout.readline()  # the banner
+        # progress lines until one counts completed tasks: the run is well under way
+        for line in process.stdout:
+            assert "finished" in line
+            if "completed" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
-    assert "interrupted" in stdout
     assert "trioflow: interrupted" in stderr
     assert "Traceback" not in stderr
+    lines = stdout.splitlines()
+    # one summary, not a line per cancelled task
+    assert not [line for line in lines if re.search(r"\] t\d+ cancelled", line)]
+    assert len(lines) <= 4, stdout
+    assert re.fullmatch(
+        r"\[\+ *[0-9.]+s\] interrupted: the run was cancelled; "
+        r"400 tasks: completed \d+  cancelled \d+",
+        lines[-1],
+    )
+
+
+def test_a_pipe_closed_early_ends_the_run_quietly() -> None:
+    """``trioflow demo ... | head -n 3``: no traceback, exit 141, and the run stops at once
+    instead of running on for a reader that has gone."""
+    with started(
+        "demo",
+        "scheduler",
+        "--tasks",
+        "400",
+        "--workers",
+        "2",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdout is not None
+        head = subprocess.run(
+            ["head", "-n", "3"], stdin=process.stdout, capture_output=True, text=True, timeout=30
+        )
+        process.stdout.close()  # only head reads it now
+        _, stderr = process.communicate(timeout=30)
+    assert head.returncode == 0
+    lines = head.stdout.splitlines()
+    assert len(lines) == 3 and "scheduler demo" in lines[0]
+    assert stderr == ""
+    assert process.returncode == 141

@@ -3,19 +3,40 @@
     trioflow demo                      (both of the chapter's scenarios)
     trioflow demo scheduler [--tasks N] [--workers N] [--fail-rate F]
     trioflow demo agents [--tasks N] [--agents N] [--hang-agent | --no-hang-agent] [--crash-agent]
-    trioflow bench [--quick] [--repeat N]
 
-Exit codes: 0 done, 1 an error, 2 bad usage, 130 interrupted (Ctrl-C).
+Both demos also take ``--plain``, ``--slow-after SECONDS`` and ``--seed N``.
+
+Exit codes: 0 done, 1 an error, 2 bad usage, 130 interrupted (Ctrl-C), 141 the output was
+closed before the end (a pipe to ``head``, say).
+
+The benchmark suite is a repository tool, not part of the installed package: run it from a
+source checkout with ``python -m benchmarks.run``.
+
+**A closed output ends the run quietly.** When the reader of a pipe goes away, the next
+write fails with ``BrokenPipeError`` (Python ignores ``SIGPIPE``, so the error is an
+exception rather than a signal). The monitor raises it out of its block, which stops the
+run through trio like any other error; here it becomes exit status 141, the 128 + SIGPIPE
+a shell reports for a program killed by that signal, as ``yes | head`` gives. Standard
+output is then pointed at ``/dev/null``, so that the interpreter's final flush of whatever
+is still buffered does not fail again on the way out.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import trio
+
+# The exit statuses, as the --help epilog and the README list them. An error that is not
+# one of ours leaves as a traceback and Python's own status, 1.
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE
 
 
 def _positive_int(text: str) -> int:
@@ -42,14 +63,26 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors in one line, with where to look next."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _slow_after(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="trioflow",
         description="Structured-concurrency task scheduling and agents, on trio.",
-        epilog="Exit codes: 0 done, 1 an error, 2 bad usage, 130 interrupted.",
+        epilog="Exit codes: 0 done, 1 an error, 2 bad usage, 130 interrupted, "
+        "141 output closed early (a pipe to head). "
+        "The benchmarks run from a source checkout: python -m benchmarks.run",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -59,9 +92,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Without a DEMO, run both scenarios with their defaults.",
     )
     which = demo.add_subparsers(dest="which", required=False, metavar="DEMO")
-    view = argparse.ArgumentParser(add_help=False)
+    view = _Parser(add_help=False)
     view.add_argument(
         "--plain", action="store_true", help="plain timestamped lines instead of the live view"
+    )
+    view.add_argument(
+        "--slow-after",
+        type=_slow_after,
+        default=30.0,
+        metavar="SECONDS",
+        help="mark tasks running longer than this (30)",
     )
     view.add_argument("--seed", type=int, default=0, help="random seed for --tasks runs")
 
@@ -99,19 +139,19 @@ def _parser() -> argparse.ArgumentParser:
     agents.add_argument(
         "--crash-agent", action="store_true", help="make one calculator agent's own loop crash"
     )
-
-    bench = commands.add_parser("bench", help="run the benchmark suite (a source checkout)")
-    bench.add_argument("--quick", action="store_true", help="small sizes, one run each")
-    bench.add_argument("--repeat", type=_positive_int, help="runs per figure")
     return parser
 
 
-def _interrupted(error: BaseException) -> bool:
-    if isinstance(error, KeyboardInterrupt):
+def _only(error: BaseException, kind: type[BaseException]) -> bool:
+    """``error`` is a ``kind``, or a group of them beside nothing but ``Cancelled`` (the
+    other tasks that the error cancelled on its way out)."""
+    if isinstance(error, kind):
         return True
     if isinstance(error, BaseExceptionGroup):
-        rest = error.split(KeyboardInterrupt)[1]
-        return rest is None or all(isinstance(e, trio.Cancelled) for e in _leaves(rest))
+        matched, rest = error.split(kind)
+        return matched is not None and (
+            rest is None or all(isinstance(e, trio.Cancelled) for e in _leaves(rest))
+        )
     return False
 
 
@@ -124,12 +164,13 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "bench":
-        return _bench(args)
 
     from . import _demo
 
-    monitor: dict[str, Any] = {"plain": True} if getattr(args, "plain", False) else {}
+    monitor = _demo.MonitorOptions(
+        plain=True if getattr(args, "plain", False) else None,
+        slow_after=getattr(args, "slow_after", 30.0),
+    )
 
     async def run() -> None:
         if args.which is None:
@@ -156,32 +197,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         trio.run(run)
+        # Whatever is still buffered goes now, so that a closed pipe is noticed here
+        # rather than by the interpreter on its way out.
+        sys.stdout.flush()
     except BaseException as error:
-        if _interrupted(error):
+        if _only(error, BrokenPipeError):
+            _discard_stdout()
+            return EXIT_OUTPUT_CLOSED
+        if _only(error, KeyboardInterrupt):
             print("trioflow: interrupted", file=sys.stderr)
-            return 130
+            return EXIT_INTERRUPTED
         raise
-    return 0
+    return EXIT_OK
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null: its reader is gone, and the interpreter's last
+    flush of the buffer would otherwise fail again and print a warning."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        from benchmarks import run as bench_run
-    except ImportError:
-        print(
-            "trioflow: bench needs a source checkout (benchmarks/ is not installed): "
-            "run it from the repository root",
-            file=sys.stderr,
-        )
-        return 1
-    argv = ["--quick"] if args.quick else []
-    if args.repeat:
-        argv += ["--repeat", str(args.repeat)]
-    try:
-        return bench_run.main(argv)
-    except KeyboardInterrupt:
-        print("trioflow: interrupted", file=sys.stderr)
-        return 130
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

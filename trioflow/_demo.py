@@ -8,15 +8,26 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
-from ._retry import RetryPolicy
+from . import RetryPolicy, Scheduler, TaskHandle, open_scheduler
 from .monitor import open_monitor
-from .scheduler._runner import open_scheduler
+
+if TYPE_CHECKING:
+    from .agents import Agent
 
 Write = Callable[[str], None]
+
+
+@attrs.frozen
+class MonitorOptions:
+    """How the demos' monitor shows the run (``--plain``, ``--slow-after``)."""
+
+    plain: bool | None = None  # None: the live view on a terminal, plain lines elsewhere
+    slow_after: float = 30.0
 
 
 async def scheduler_demo(
@@ -26,14 +37,15 @@ async def scheduler_demo(
     workers: int = 3,
     fail_rate: float = 0.0,
     seed: int = 0,
-    monitor: dict[str, Any] | None = None,
+    monitor: MonitorOptions | None = None,
 ) -> None:
     """The chapter's challenge 1 (or ``tasks`` synthetic ones) under the live monitor."""
     write("== trioflow scheduler demo: the seed chapter's challenge 1 ==")
     start = trio.current_time()
+    options = monitor or MonitorOptions()
     # The monitor is the outer block, so it sees the scheduler's last events.
     async with (
-        open_monitor(title="scheduler", **(monitor or {})) as mon,
+        open_monitor(title="scheduler", plain=options.plain, slow_after=options.slow_after) as mon,
         open_scheduler(max_workers=workers) as sched,
     ):
         mon.attach(sched)
@@ -53,7 +65,7 @@ async def scheduler_demo(
     write(f"  wall time {trio.current_time() - start:.2f}s for {stats.total} tasks")
 
 
-def _seed_tasks(sched: Any) -> list[Any]:
+def _seed_tasks(sched: Scheduler) -> list[TaskHandle[Any]]:
     async def task_a() -> str:
         await trio.sleep(1)
         return "A done"
@@ -89,14 +101,16 @@ def _seed_tasks(sched: Any) -> list[Any]:
     ]
 
 
-def _synthetic_tasks(sched: Any, n: int, fail_rate: float, rng: random.Random) -> list[Any]:
+def _synthetic_tasks(
+    sched: Scheduler, n: int, fail_rate: float, rng: random.Random
+) -> list[TaskHandle[Any]]:
     """``n`` sleeping tasks with priorities and some dependencies; ``fail_rate`` of them
     fail their first attempt, and half as many time out on it."""
 
-    def make(index: int, duration: float, fault: str | None) -> Any:
+    def make(index: int, duration: float, fault: str | None) -> Callable[..., Any]:
         calls = 0
 
-        async def work(*upstream: Any) -> int:
+        async def work(*upstream: object) -> int:
             nonlocal calls
             calls += 1
             if calls == 1 and fault == "timeout":
@@ -108,7 +122,7 @@ def _synthetic_tasks(sched: Any, n: int, fail_rate: float, rng: random.Random) -
 
         return work
 
-    handles: list[Any] = []
+    handles: list[TaskHandle[Any]] = []
     for index in range(n):
         roll = rng.random()
         fault = "fail" if roll < fail_rate else "timeout" if roll < fail_rate * 1.5 else None
@@ -135,7 +149,7 @@ async def agents_demo(
     hang_agent: bool = True,
     crash_agent: bool = False,
     seed: int = 0,
-    monitor: dict[str, Any] | None = None,
+    monitor: MonitorOptions | None = None,
 ) -> None:
     """The chapter's challenge 2: search and calculator agents under a coordinator. By
     default one search agent's heartbeat hangs mid-task, so its work is reassigned."""
@@ -167,6 +181,7 @@ async def agents_demo(
             await super().heartbeat()
 
     rng = random.Random(seed)
+    work: list[dict[str, Any]]
     if tasks is None:
         work = [
             {"type": AgentCapability.SEARCH, "query": "Python async"},
@@ -193,17 +208,19 @@ async def agents_demo(
         calculators = max(1, agents - searchers)
         restart = RestartPolicy(max_restarts=2, delay=1.0)
 
-    roster: list[Any] = []
+    roster: list[Agent] = []
     for i in range(searchers):
-        kind = HangingSearchAgent if hang_agent and i == searchers - 1 else SearchAgent
-        roster.append(kind(f"search-{i + 1}", latency=3.0 if kind is not SearchAgent else 1.0))
+        searcher = HangingSearchAgent if hang_agent and i == searchers - 1 else SearchAgent
+        latency = 3.0 if searcher is not SearchAgent else 1.0
+        roster.append(searcher(f"search-{i + 1}", latency=latency))
     for i in range(calculators):
-        kind = CrashingCalculatorAgent if crash_agent and i == 0 else CalculatorAgent
-        roster.append(kind(f"calc-{i + 1}", latency=0.5))
+        calculator = CrashingCalculatorAgent if crash_agent and i == 0 else CalculatorAgent
+        roster.append(calculator(f"calc-{i + 1}", latency=0.5))
 
     write("== trioflow agents demo: the seed chapter's challenge 2 ==")
+    options = monitor or MonitorOptions()
     async with (
-        open_monitor(title="agents", **(monitor or {})) as mon,
+        open_monitor(title="agents", plain=options.plain, slow_after=options.slow_after) as mon,
         open_coordinator(heartbeat_interval=0.5, heartbeat_timeout=1.5, restart=restart) as coord,
     ):
         mon.attach(coord)
