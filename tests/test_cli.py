@@ -174,6 +174,8 @@ def test_a_pipe_closed_early_ends_the_run_quietly() -> None:
             ["head", "-n", "3"], stdin=process.stdout, capture_output=True, text=True, timeout=30
         )
         process.stdout.close()  # only head reads it now
+        # The whole run would take about a minute (400 tasks of 0.05-0.5 s on 2 workers):
+        # ending within the timeout means it stopped when the reader went away.
         _, stderr = process.communicate(timeout=30)
     assert head.returncode == 0
     lines = head.stdout.splitlines()
