@@ -187,7 +187,10 @@ class RunningSite:
             if not chunk:
                 return
             head += chunk
-        path = head.split(b" ", 2)[1].decode("ascii", "replace")
+        request_line = head.split(b"\r\n", 1)[0].split(b" ")
+        if len(request_line) != 3:
+            return  # not a request this server understands: hang up
+        path = request_line[1].decode("ascii", "replace")
         arrived = trio.current_time()
         self.attempts[host, path] += 1
         attempt = self.attempts[host, path]
