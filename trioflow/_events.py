@@ -12,7 +12,7 @@ A subscriber stops being fed when nobody can read its channel any more:
 
 The second rule is what keeps a forgotten subscriber (``sched.subscribe()`` called and the
 result dropped, or a monitor task that died without closing its channel) from buffering
-every later event for the rest of the run. It costs nothing per event: a weak reference to
+every later event for the rest of the run. It costs one truth test per event: a weak reference to
 each receive channel has a callback that raises a flag, and :meth:`EventFanout.publish`
 looks at its subscribers again only once that flag is up. A clone of the channel keeps the
 subscriber fed, as a clone is a reader like any other; the fan-out sees clones only through
@@ -31,32 +31,14 @@ import trio
 T = TypeVar("T")
 
 
-class _Subscriber(Generic[T]):
-    """A sender and a weak reference to the receive channel it feeds."""
-
-    __slots__ = ("receiver", "send")
-
-    def __init__(
-        self,
-        send: trio.MemorySendChannel[T],
-        receiver: weakref.ref[trio.MemoryReceiveChannel[T]],
-    ) -> None:
-        self.send = send
-        self.receiver = receiver
-
-    def unreadable(self) -> bool:
-        """Its receive channel was collected and no open clone is left."""
-        if self.receiver() is not None:
-            return False
-        # The collected original was never closed, so it still counts as one open receiver.
-        return self.send.statistics().open_receive_channels <= 1
-
-
 class EventFanout(Generic[T]):
-    __slots__ = ("_closed", "_collected", "_subscribers")
+    # ``_senders`` and ``_receivers`` are parallel lists: publish walks the senders alone,
+    # exactly as it did before receivers were tracked, and pays one truth test for them.
+    __slots__ = ("_closed", "_collected", "_receivers", "_senders")
 
     def __init__(self) -> None:
-        self._subscribers: list[_Subscriber[T]] = []
+        self._senders: list[trio.MemorySendChannel[T]] = []
+        self._receivers: list[weakref.ref[trio.MemoryReceiveChannel[T]]] = []
         self._closed = False
         # Set (from a weakref callback, which may run in the middle of anything) when a
         # subscriber's receive channel has been collected; a list so the callback can flag
@@ -64,7 +46,7 @@ class EventFanout(Generic[T]):
         self._collected: list[bool] = [False]
 
     def __bool__(self) -> bool:
-        return bool(self._subscribers)
+        return bool(self._senders)
 
     def subscribe(self) -> trio.MemoryReceiveChannel[T]:
         """A new channel that receives every event published from now on. After
@@ -81,41 +63,52 @@ class EventFanout(Generic[T]):
         def flag(_: object) -> None:
             collected[0] = True
 
-        self._subscribers.append(_Subscriber(send, weakref.ref(receive, flag)))
+        self._senders.append(send)
+        self._receivers.append(weakref.ref(receive, flag))
         return receive
 
     def publish(self, event: T) -> None:
         if self._collected[0]:
             self._forget_unreadable()
         dropped = None
-        for subscriber in self._subscribers:
+        for send in self._senders:
             try:
-                subscriber.send.send_nowait(event)
+                send.send_nowait(event)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                dropped = [*(dropped or ()), subscriber]
+                dropped = [*(dropped or ()), send]
         if dropped:
-            self._subscribers = [s for s in self._subscribers if s not in dropped]
+            self._keep([send not in dropped for send in self._senders])
 
     def _forget_unreadable(self) -> None:
         """Drop the subscribers whose receive channels were collected. One whose original
         was collected while a clone stays open is kept, and the flag stays up so that it is
         looked at again on each publish until the clone is closed."""
-        keep: list[_Subscriber[T]] = []
+        keep: list[bool] = []
         orphans = False
-        for subscriber in self._subscribers:
-            if subscriber.unreadable():
+        for send, receiver in zip(self._senders, self._receivers, strict=True):
+            if receiver() is not None:
+                keep.append(True)
+            # The collected original was never closed, so it still counts as one open
+            # receiver: more than one means an open clone is reading.
+            elif send.statistics().open_receive_channels > 1:
+                keep.append(True)
+                orphans = True
+            else:
                 # Nothing else holds the channel's state: dropping the sender frees it and
                 # every event buffered in it.
-                subscriber.send.close()
-            else:
-                keep.append(subscriber)
-                orphans = orphans or subscriber.receiver() is None
-        self._subscribers = keep
+                send.close()
+                keep.append(False)
+        self._keep(keep)
         self._collected[0] = orphans
+
+    def _keep(self, keep: list[bool]) -> None:
+        self._senders = [s for s, k in zip(self._senders, keep, strict=True) if k]
+        self._receivers = [r for r, k in zip(self._receivers, keep, strict=True) if k]
 
     def close(self) -> None:
         """End every subscriber's stream (after the events already sent)."""
         self._closed = True
-        for subscriber in self._subscribers:
-            subscriber.send.close()
-        self._subscribers = []
+        for send in self._senders:
+            send.close()
+        self._senders = []
+        self._receivers = []
