@@ -1,6 +1,7 @@
 """Dispatcher: selection, fencing, attempts, heartbeat deadlines. Pure, no trio."""
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from trioflow import NoCapableAgentError, RetryPolicy
 from trioflow.agents import AgentGone, AssignmentStatus
@@ -391,3 +392,121 @@ def test_an_agent_that_failed_a_task_takes_it_back_when_its_peers_go() -> None:
     assert ids(moved) == [("a", "y")]
     again = d.complete("a", moved.assignments[0].token, "y!", now=4.0)
     assert ids(again) == [("a", "x")]
+
+
+# -- the fast paths decide what the general ones decide -----------------------------------------
+
+
+def _snapshot(d: Dispatcher) -> tuple:
+    """Everything a decision can change, by task key and agent id."""
+    agents = {
+        a.id: (
+            a.online,
+            a.free_since,
+            a.completed,
+            a.failed,
+            sorted(t.key for t in a.in_flight.values()),
+        )
+        for a in d.agents.values()
+    }
+    return agents, d.queued, d.waiting, d.retries
+
+
+def _task_state(tasks: list) -> list:
+    return [(t.key, t.status, t.attempts, t.agent_id, t.result, t.assigned_at) for t in tasks]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    concurrencies=st.lists(st.integers(1, 3), min_size=1, max_size=4),
+    extra_capability=st.booleans(),
+    steps=st.lists(st.tuples(st.sampled_from("sscfxo"), st.integers(0, 50)), max_size=60),
+)
+def test_complete_and_take_decides_what_complete_decides(
+    concurrencies: list[int], extra_capability: bool, steps: list[tuple[str, int]]
+) -> None:
+    """Two dispatchers see the same events; one hears every result through complete(), the
+    other through complete_and_take() whenever it applies: same placements, same tokens,
+    same states, every step."""
+    general, fast = Dispatcher(attempts(3)), Dispatcher(attempts(3))
+    tasks: dict[str, list] = {"general": [], "fast": []}
+    for d in (general, fast):
+        for n, concurrency in enumerate(concurrencies):
+            caps = {"s", "t"} if extra_capability and n == 0 else {"s"}
+            d.register(f"a{n}", caps, concurrency, now=0.0)
+    now = 0.0
+    for op, pick in steps:
+        now += 1.0
+        if op == "s":
+            for name, d in (("general", general), ("fast", fast)):
+                tasks[name].append(d.submit("s", len(tasks[name]), now=now)[0])
+            continue
+        agent_id = f"a{pick % len(concurrencies)}"
+        held = sorted(general.agents[agent_id].in_flight)
+        if op == "o":
+            general.set_offline(agent_id, AgentGone("x"), now)
+            fast.set_offline(agent_id, AgentGone("x"), now)
+            general.set_online(agent_id, now)
+            fast.set_online(agent_id, now)
+        elif held:
+            token = held[pick % len(held)]
+            if op == "c":
+                expected = general.complete(agent_id, token, pick, now)
+                taken = fast.complete_and_take(agent_id, token, pick, now)
+                if taken is None:
+                    got = fast.complete(agent_id, token, pick, now)
+                    assert [a.token for a in got.assignments] == [
+                        a.token for a in expected.assignments
+                    ]
+                else:
+                    done, after = taken
+                    assert [t.key for t in expected.finished] == [done.key]
+                    went = [
+                        (a.agent_id, a.task.key, a.token, a.attempt) for a in expected.assignments
+                    ]
+                    took = (
+                        []
+                        if after is None
+                        else [(agent_id, after.key, after.token, after.attempts)]
+                    )
+                    assert went == took
+            elif op == "f":
+                general.fail(agent_id, token, ValueError(pick), now)
+                fast.fail(agent_id, token, ValueError(pick), now)
+            elif op == "x":  # a stale report under a token that is not current
+                general.complete(agent_id, token + 1000, None, now)
+                fast.complete_and_take(agent_id, token + 1000, None, now) or fast.complete(
+                    agent_id, token + 1000, None, now
+                )
+        assert _snapshot(general) == _snapshot(fast)
+        assert _task_state(tasks["general"]) == _task_state(tasks["fast"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    busy=st.integers(0, 4),
+    capabilities=st.lists(st.sampled_from(["s", "t"]), max_size=30),
+)
+def test_submit_many_places_as_submit_does_one_by_one(busy: int, capabilities: list[str]) -> None:
+    one, many = Dispatcher(), Dispatcher()
+    for d in (one, many):
+        d.register("st", {"s", "t"}, 2, now=0.0)
+        d.register("s", {"s"}, 1, now=1.0)
+        d.register("t", {"t"}, 1, now=2.0)
+        for n in range(busy):
+            d.submit("s", f"busy{n}", now=3.0)
+    singles = [one.submit(cap, n, now=4.0) for n, cap in enumerate(capabilities)]
+    records, outcome = many.submit_many(capabilities, list(range(len(capabilities))), now=4.0)
+    assert [(a.agent_id, a.task.payload, a.token) for a in outcome.assignments] == [
+        (a.agent_id, a.task.payload, a.token) for _, o in singles for a in o.assignments
+    ]
+    assert _task_state(records) == _task_state([t for t, _ in singles])
+    assert _snapshot(one) == _snapshot(many)
+
+
+def test_submit_many_checks_every_capability_first() -> None:
+    d = Dispatcher()
+    d.register("a", {"s"}, 1, now=0.0)
+    with pytest.raises(NoCapableAgentError, match="'nobody'"):
+        d.submit_many(["s", "nobody"], ["x", "y"])
+    assert d.queued == 0 and not d.agents["a"].in_flight

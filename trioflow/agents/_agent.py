@@ -15,7 +15,7 @@ coordinator, through the small :class:`AgentHost` protocol, to connect the agent
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, Final, Protocol
 
 import trio
@@ -165,27 +165,42 @@ class Agent:
         opened only when the coordinator has one. Its expiry is told apart from a
         ``TooSlowError`` that ``process_task`` raises itself (from its own ``fail_after``):
         only the coordinator's limit makes a timeout report.
+
+        When the link offers ``report_result_and_next`` (the in-memory transport does), a
+        result is reported with it and the next assignment comes back as its return value:
+        the loop goes on to it without a trip through the work channel. ``pending`` holds
+        such an assignment until it starts; it is handled exactly as one received from the
+        channel would be (handed back if the agent is leaving meanwhile, run in a fresh
+        scope if the old one was spent).
         """
         slot = endpoint.work_slot()
         link = endpoint.link
         work = endpoint.work
         timeout = endpoint.settings.task_timeout
+        report_and_next: Callable[[int, Any], WorkItem | None] | None = getattr(
+            link, "report_result_and_next", None
+        )
+        pending: WorkItem | None = None
         done = 0
         while True:
             try:
                 with trio.CancelScope() as scope:
                     slot.scope = scope
+                    slot.revoked = False
                     while True:
-                        try:
-                            item: WorkItem = work.receive_nowait()
-                        except trio.WouldBlock:
-                            done = 0
+                        if pending is not None:
+                            item, pending = pending, None
+                        else:
                             try:
-                                item = await work.receive()
+                                item = work.receive_nowait()
+                            except trio.WouldBlock:
+                                done = 0
+                                try:
+                                    item = await work.receive()
+                                except trio.EndOfChannel:
+                                    return
                             except trio.EndOfChannel:
                                 return
-                        except trio.EndOfChannel:
-                            return
                         if endpoint.draining:
                             link.hand_back(item.token)
                             continue
@@ -205,9 +220,11 @@ class Agent:
                             slot.token = 0
                             if timed_out:
                                 link.report_timeout(token, _timed_out(timeout, item.attempt))
+                            elif report_and_next is not None:
+                                pending = report_and_next(token, result)
                             else:
                                 link.report_result(token, result)
-                        if scope.cancel_called:
+                        if slot.revoked:
                             break  # revoked, but it finished first: the scope is spent
                         done += 1
                         if done == CHECKPOINT_EVERY:

@@ -19,6 +19,7 @@ waits while the receiver's inbox is full: backpressure instead of unbounded memo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, final
 
@@ -46,6 +47,7 @@ class _MemoryLink:
         "_result",
         "_send",
         "_timeout",
+        "report_result_and_next",
     )
 
     def __init__(self, inbound: Inbound, agent_id: Hashable) -> None:
@@ -58,6 +60,13 @@ class _MemoryLink:
         self._send: Callable[[Message], Awaitable[None]] = inbound.send_message
         self._request: Callable[[Hashable, Hashable, Mapping[str, Any]], Awaitable[Any]] = (
             inbound.request
+        )
+        #: ``report_result_and_next(token, result) -> WorkItem | None``: the work loop's fast
+        #: path (see ``AgentEndpoint``); bound here once so that a report is a single call.
+        self.report_result_and_next: Callable[[int, Any], WorkItem | None] | None = (
+            None
+            if inbound.result_and_next is None
+            else functools.partial(inbound.result_and_next, agent_id)
         )
 
     def report_result(self, token: int, result: Any) -> None:

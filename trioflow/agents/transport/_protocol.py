@@ -78,7 +78,14 @@ class AgentSettings:
 
 
 class CoordinatorLink(Protocol):
-    """What an agent can tell its coordinator. Reports quote the assignment's token."""
+    """What an agent can tell its coordinator. Reports quote the assignment's token.
+
+    A link may also have ``report_result_and_next(token, result) -> WorkItem | None``:
+    ``report_result`` that returns the agent's next assignment rather than delivering it
+    to the work inbox. An agent's work loop uses it when the link has it (the in-memory
+    transport's does, over :attr:`Inbound.result_and_next`): it saves a channel send and
+    receive per task.
+    """
 
     def report_result(self, token: int, result: Any) -> None: ...
 
@@ -121,18 +128,26 @@ class Inbound:
     request: Callable[[Hashable, Hashable, Mapping[str, Any]], Awaitable[Any]]
     """``request(requester_id, capability, task)``: run a delegated task, return its result
     (cancelling the call cancels the task)."""
+    result_and_next: Callable[[Hashable, int, Any], WorkItem | None] | None = None
+    """A fast path for transports whose agents run in the coordinator's own trio run:
+    ``result(agent_id, token, result)``, returning the agent's next assignment instead of
+    delivering it with ``deliver_work`` (``None``: no assignment for it now, or one that went
+    out through ``deliver_work``). Other transports need not use it."""
 
 
 @final
 class _WorkSlot:
     """What one of an agent's work loops is doing: the token of the attempt it runs (0 when
-    none) and the cancel scope around it, so that attempt alone can be revoked."""
+    none) and the cancel scope around it, so that attempt alone can be revoked.
+    ``revoked`` says that scope was cancelled: reading it costs nothing, where the scope's
+    ``cancel_called`` reads the clock."""
 
-    __slots__ = ("scope", "token")
+    __slots__ = ("revoked", "scope", "token")
 
     def __init__(self) -> None:
         self.token = 0
         self.scope: trio.CancelScope | None = None
+        self.revoked = False
 
 
 @final
@@ -163,6 +178,7 @@ class AgentEndpoint:
         back. O(concurrency), and nothing at all per attempt that is not revoked."""
         for slot in self._slots:
             if slot.token == token and slot.scope is not None:
+                slot.revoked = True
                 slot.scope.cancel()
                 return True
         return False
