@@ -476,7 +476,20 @@ def main(argv: list[str] | None = None) -> int:
         help="regenerate this docs page and its plots (default: the full "
         "suite updates docs/benchmarks.md; --quick updates nothing)",
     )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="MINUTES",
+        help="instead of timing anything, run the chaos scenarios for MINUTES "
+        "(benchmarks/chaos.py) and fail on the first broken invariant",
+    )
     args = parser.parse_args(argv)
+    if args.soak is not None:
+        from . import chaos
+
+        runs = chaos.soak(args.soak)
+        print(f"soak: {runs} runs, every invariant held")
+        return 0
     repeat = args.repeat or (1 if args.quick else 5)
     if repeat < 1:
         parser.error("--repeat must be >= 1")
