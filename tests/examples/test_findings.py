@@ -1,12 +1,11 @@
-"""Bugs in trioflow found while writing the crawler examples, each as a minimal failing test
-(``xfail``, strict: when it is fixed the test passes, and the marker must go)."""
+"""Bugs in trioflow found while writing the crawler examples, each kept as a test once
+fixed (while open, each was marked ``xfail``, strict)."""
 
 from __future__ import annotations
 
 import io
 import re
 
-import pytest
 from trio.testing import MockClock
 
 from trioflow import open_scheduler
@@ -21,11 +20,6 @@ async def raises_a_two_line_error() -> None:
     raise ValueError("first line\nsecond line")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the plain monitor writes an error's message as it is: a message with a newline "
-    "breaks the failure's line in two, and the second has no timestamp",
-)
 async def test_every_plain_line_is_stamped_even_for_a_multi_line_error(
     autojump_clock: MockClock,
 ) -> None:

@@ -665,3 +665,19 @@ async def test_an_error_in_the_items_iterable_is_raised_as_itself(clock: MockClo
     async with open_scheduler() as sched:
         with pytest.raises(KeyError, match="bad input"):
             await sched.map(returns(None, 1), items())
+
+
+async def test_max_workers_none_leaves_the_limits_to_the_pools(clock: MockClock) -> None:
+    gauge = Gauge()
+
+    async def fetch() -> None:
+        with gauge:
+            await trio.sleep(1)
+
+    pools = {"a": Pool(max_concurrent=3), "b": Pool(max_concurrent=3)}
+    async with open_scheduler(max_workers=None, pools=pools) as sched:
+        assert sched.max_workers is None
+        for name in ("a", "b"):
+            for _ in range(6):
+                sched.submit(fetch, pool=name)
+    assert gauge.most == 6 and trio.current_time() == 2

@@ -263,5 +263,6 @@ class RunView:
 def _describe(error: BaseException | None) -> str:
     if error is None:
         return ""
-    text = str(error)
+    # One line, whatever the message: a view row or a plain log line holds one failure.
+    text = " | ".join(line.strip() for line in str(error).splitlines() if line.strip())
     return f"{type(error).__name__}: {text}" if text else type(error).__name__

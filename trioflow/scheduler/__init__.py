@@ -4,7 +4,7 @@ The same names are exported from :mod:`trioflow`; import them from there.
 """
 
 from .._public import publish
-from ._inputs import Settled as Settled, settled as settled
+from ._inputs import Settled as Settled
 from ._pools import Pool as Pool
 from ._records import (
     SchedulerStats as SchedulerStats,
@@ -15,6 +15,7 @@ from ._runner import (
     Scheduler as Scheduler,
     TaskHandle as TaskHandle,
     open_scheduler as open_scheduler,
+    settled as settled,
 )
 
 publish(globals(), "trioflow")

@@ -18,7 +18,7 @@ import outcome
 from ._decider import TaskRecord
 from ._records import TaskStatus
 
-__all__ = ["Inputs", "Settled", "resolve", "scan", "settled"]
+__all__ = ["Inputs", "Settled", "resolve", "scan"]
 
 T = TypeVar("T")
 
@@ -26,7 +26,7 @@ T = TypeVar("T")
 @final
 @attrs.frozen
 class Settled(Generic[T]):
-    """An input that waits for a task to end in any way; see :func:`settled`."""
+    """An input that waits for a task to end in any way; made by ``trioflow.settled``."""
 
     handle: Any  # a TaskHandle[T]; Any here so the pure layer need not import the runner
 
@@ -38,23 +38,6 @@ class Settled(Generic[T]):
             return outcome.Value(task.result)
         error = task.error if task.error is not None else task.failure()
         return outcome.Error(error)
-
-
-def settled(handle: Any) -> Settled[Any]:
-    """Mark ``handle`` as a dependency whose failure does not cancel the dependent.
-
-    In a task's arguments (or inside a list, tuple or dict among them) the task waits until
-    ``handle`` has ended, in any terminal state, and receives an ``outcome.Outcome`` in its
-    place: ``outcome.Value(result)``, or ``outcome.Error(error)``. In ``depends_on`` it is
-    the ordering-only form: run after ``handle`` ends, however it ends. Use it for a step
-    that works on partial results, such as an aggregate over the pages that did load.
-
-    Raises:
-        TypeError: ``handle`` is not a ``TaskHandle``.
-    """
-    if not isinstance(handle, TaskRecord):
-        raise TypeError(f"settled() takes a TaskHandle, got {handle!r}")
-    return Settled(handle)
 
 
 @attrs.frozen

@@ -179,6 +179,25 @@ class TaskHandle(TaskRecord, Generic[T]):
         self._scheduler._cancel(self)
 
 
+def settled(handle: TaskHandle[T]) -> Settled[T]:
+    """Mark ``handle`` as a dependency whose failure does not cancel the dependent.
+
+    In a task's arguments (or inside a list, tuple or dict among them) the task waits until
+    ``handle`` has ended, in any terminal state, and receives an ``outcome.Outcome`` in its
+    place: ``outcome.Value(result)``, or ``outcome.Error(error)`` (for a plain cancel,
+    whose ``error`` is ``None``, the ``TaskFailed`` that ``wait()`` raises). In
+    ``depends_on`` it is the ordering-only form: run after ``handle`` ends, however it ends.
+    Use it for a step that works on partial results, such as an aggregate over the pages
+    that did load.
+
+    Raises:
+        TypeError: ``handle`` is not a ``TaskHandle``.
+    """
+    if type(handle) is not TaskHandle:
+        raise TypeError(f"settled() takes a TaskHandle, got {handle!r}")
+    return Settled(handle)
+
+
 class _MapItem(TaskRecord):
     """One item of a ``map()`` call: a task with no handle, counted but not kept."""
 
@@ -306,14 +325,14 @@ class Scheduler:
     def __init__(
         self,
         nursery: trio.Nursery,
-        max_workers: int,
+        max_workers: int | None,
         pools: Mapping[str, Pool],
         keep_finished: int | None,
         raise_on_failure: bool,
     ) -> None:
         self._nursery = nursery
-        self._max_workers = max_workers
-        self._limiter = trio.CapacityLimiter(max_workers)
+        self._max_workers: float = math.inf if max_workers is None else max_workers
+        self._limiter = trio.CapacityLimiter(self._max_workers)
         self._workers = 0  # workers holding a slot
         self._starting = 0  # workers started that have not looked at the queue yet
         self._by_trio_task: dict[trio.lowlevel.Task, _Worker] = {}
@@ -346,8 +365,9 @@ class Scheduler:
     # -- public ---------------------------------------------------------------------------
 
     @property
-    def max_workers(self) -> int:
-        return self._max_workers
+    def max_workers(self) -> int | None:
+        """At most this many attempts run at once; ``None``: no limit but the pools'."""
+        return None if self._max_workers == math.inf else int(self._max_workers)
 
     @property
     def limiter(self) -> trio.CapacityLimiter:
@@ -495,11 +515,14 @@ class Scheduler:
 
     def subscribe(self) -> trio.MemoryReceiveChannel[TaskEvent]:
         """A channel of :class:`TaskEvent`, one per status change from now on, closed when the
-        scheduler finishes. Unbounded: a slow reader delays nothing and loses nothing."""
+        scheduler finishes. Unbounded: a slow reader delays nothing and loses nothing.
+
+        Close the channel when you are done with it. A channel dropped without being closed
+        stops being fed once it is garbage-collected; an open clone of it keeps it fed."""
         self._decider.on_change = self._observe
         return self._events.subscribe()
 
-    async def gather(self, *handles: TaskHandle[Any]) -> list[Any]:
+    async def gather(self, *handles: TaskHandle[T]) -> list[T]:
         """Wait until every one of ``handles`` has ended; return their results in order.
 
         Once all have ended, if any did not complete, raises the ``TaskFailed`` of the
@@ -515,7 +538,7 @@ class Scheduler:
         for task in tasks:
             if task.status is not _COMPLETED:
                 raise task.failure()
-        return [task.result for task in tasks]
+        return [task.result for task in tasks]  # type: ignore[misc]  # (completed: set)
 
     def as_completed(self, handles: Iterable[TaskHandle[T]]) -> AsyncIterator[TaskHandle[T]]:
         """An async iterator yielding each of ``handles`` as it ends, in any terminal state,
@@ -1157,7 +1180,7 @@ def _split(
 @asynccontextmanager
 async def open_scheduler(
     *,
-    max_workers: int = 5,
+    max_workers: int | None = 5,
     raise_on_failure: bool = False,
     pools: Mapping[str, Pool] | None = None,
     keep_finished: int | None = None,
@@ -1170,7 +1193,8 @@ async def open_scheduler(
     ``ExceptionGroup`` of one :class:`TaskFailed` per task that ended FAILED or TIMEOUT.
 
     Args:
-        max_workers: at most this many task attempts run at once.
+        max_workers: at most this many task attempts run at once; ``None`` for no limit
+            but the pools' (a crawler limited per host, say).
         raise_on_failure: raise the failures on a normal exit, as above.
         pools: named :class:`Pool` limits that tasks join with ``submit(..., pool=name)``.
         keep_finished: ``None`` keeps every finished task in :attr:`Scheduler.tasks`; an
@@ -1178,10 +1202,10 @@ async def open_scheduler(
             memory stays bounded. Handles the user holds keep working.
 
     Raises:
-        TypeError, ValueError: ``max_workers`` is not an int >= 1, ``keep_finished`` is
+        TypeError, ValueError: ``max_workers`` is not ``None`` or an int >= 1, ``keep_finished`` is
             not ``None`` or an int >= 0, or ``pools`` is not a mapping of names to pools.
     """
-    workers = check_int("max_workers", max_workers, minimum=1)
+    workers = None if max_workers is None else check_int("max_workers", max_workers, minimum=1)
     keep = None if keep_finished is None else check_int("keep_finished", keep_finished, minimum=0)
     named: dict[str, Pool] = {}
     if pools is not None:
