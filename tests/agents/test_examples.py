@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import trio
 from trio.testing import MockClock
 
-from trioflow import TaskFailed
-from trioflow.agents import AgentCapability, open_coordinator
+from trioflow import TaskFailed, TaskRejected
+from trioflow.agents import AgentCapability, AssignmentStatus, open_coordinator
 from trioflow.agents.examples import (
+    MAX_LENGTH,
+    MAX_QUERY_LENGTH,
+    MAX_TEXT_LENGTH,
     CalculationError,
     CalculatorAgent,
     SearchAgent,
     SummarizeAgent,
     evaluate,
 )
+from trioflow.agents.examples._text import corpus, search, summarize
 
 
 @pytest.mark.parametrize(
@@ -31,6 +37,10 @@ from trioflow.agents.examples import (
         ("(((1)))", 1),
         ("   3*3   ", 9),
         ("10 ** 300", 10**300),
+        ("3 ** 2500", 3**2500),  # 3963 bits: under the bound, though 2 bits x 2500 is not
+        ("2 ** 4095", 2**4095),  # 4096 bits: the largest power of two allowed
+        ("1 ** 10 ** 150", 1),
+        ("1.5e308", 1.5e308),
     ],
 )
 def test_arithmetic(expression: str, value: float) -> None:
@@ -55,6 +65,12 @@ def test_arithmetic(expression: str, value: float) -> None:
         ("2 ** 100000", "result too large"),
         ("10 ** 300 * 10 ** 300 * 10 ** 300 * 10 ** 300 * 10 ** 300", "result too large"),
         ("2.0 ** 10000", "result too large"),
+        ("1e999", "number too large"),  # a float literal that reads as inf
+        ("-1e999 + 1", "number too large"),
+        ("(10 ** 1000) ** 2", "result too large"),  # 6644 bits, from a 3322-bit base
+        ("2 ** 4096", "result too large"),
+        ("(2 ** 4095) * 2", "result too large"),
+        ("(2 ** 2000) ** 3 // 2 ** 5000", "result too large"),  # too large on the way
         ("1 / 0", "division by zero"),
         ("0 ** -1", "division by zero"),
         ("1 % 0", "division by zero"),
@@ -105,11 +121,59 @@ async def test_search_is_ranked_deterministic_and_offline(autojump_clock: MockCl
     assert trio.current_time() - start == 3.0
 
 
-async def test_search_needs_a_query(autojump_clock: MockClock) -> None:
-    async with open_coordinator(max_attempts=1) as coord:
-        await SearchAgent("s").connect(coord)
-        handle = coord.submit({"type": AgentCapability.SEARCH})
-    assert isinstance(handle.error, ValueError)
+SEARCH = AgentCapability.SEARCH
+SUMMARIZE = AgentCapability.SUMMARIZE
+CALCULATE = AgentCapability.CALCULATE
+
+
+@pytest.mark.parametrize(
+    ("agent", "task", "message"),
+    [
+        (SearchAgent, {"type": SEARCH}, "task needs a str 'query', got None"),
+        (SearchAgent, {"type": SEARCH, "query": 42}, "task needs a str 'query', got 42"),
+        (SearchAgent, {"type": SEARCH, "query": "x" * 1001}, "'query' is longer than 1000"),
+        (SummarizeAgent, {"type": SUMMARIZE}, "task needs a str 'text', got None"),
+        (SummarizeAgent, {"type": SUMMARIZE, "text": "a. " * 7000}, "longer than 20000"),
+        (SummarizeAgent, {"type": SUMMARIZE, "text": "a.", "sentences": 0}, "'sentences'"),
+        (SummarizeAgent, {"type": SUMMARIZE, "text": "a.", "sentences": "2"}, "'sentences'"),
+        (CalculatorAgent, {"type": CALCULATE}, "task needs a str 'expression', got None"),
+        (CalculatorAgent, {"type": CALCULATE, "expression": ["1"]}, "got ['1']"),
+    ],
+)
+async def test_malformed_tasks_are_rejected_not_retried(
+    autojump_clock: MockClock, agent: type, task: dict, message: str
+) -> None:
+    """The task is at fault, not the agent: it fails at its first attempt (TaskRejected),
+    although another agent could have retried it, and no agent is charged with a crash."""
+    async with open_coordinator(max_attempts=3) as coord:
+        await agent("one").connect(coord)
+        await agent("two").connect(coord)
+        handle = coord.submit(task)
+        with pytest.raises(TaskFailed):
+            await handle.wait()
+    assert handle.attempts == 1 and handle.status is AssignmentStatus.FAILED
+    assert isinstance(handle.error, TaskRejected)
+    assert message in str(handle.error)
+    assert coord.stats().retries == 0
+
+
+def test_the_largest_accepted_inputs_are_quick() -> None:
+    """What an example agent computes inside the event loop is bounded: its largest input
+    takes milliseconds (about 3 ms for the longest text here), far from a heartbeat."""
+    words = ["trio", "nurseries", "cancel", "scopes", "and", "heartbeats.", "Agents", "work."]
+    text = " ".join(words[n % len(words)] for n in range(MAX_TEXT_LENGTH))[:MAX_TEXT_LENGTH]
+    query = " ".join(words[n % len(words)] for n in range(MAX_QUERY_LENGTH))[:MAX_QUERY_LENGTH]
+    expression = "+".join(["9" * 98, "9" * 99])[:MAX_LENGTH]
+    for work in (
+        lambda: summarize(text, 3),
+        lambda: search(query, corpus()),
+        lambda: evaluate(expression),
+        lambda: evaluate("*".join(["99999"] * 33)),  # 197 characters, 66 nodes
+    ):
+        work()  # warm up (the corpus is read once)
+        started = time.process_time()
+        work()
+        assert time.process_time() - started < 0.1
 
 
 async def test_summarize_keeps_the_most_representative_sentences(

@@ -3,8 +3,10 @@
 The expression is parsed with :mod:`ast` and walked with an allow-list of node types. Names,
 calls, attributes, subscripts, comparisons, strings and everything else are refused before
 anything is computed. Sizes are bounded up front, so no input can make it compute a huge
-number: the text length, the number of nodes, the size of integer results (checked *before*
-each multiplication or power) and float overflow.
+number: the text length, the number of nodes, the size of integer results (estimated
+*before* each multiplication or power from the operands' sizes, and checked exactly after
+every operation, so no intermediate result is over the bound either) and float overflow,
+literals such as ``1e999`` included.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def evaluate(expression: str) -> int | float:
 def _value(node: ast.expr) -> int | float:
     if isinstance(node, ast.Constant):
         value = node.value
+        if type(value) is float and not math.isfinite(value):
+            raise CalculationError("number too large")  # a literal such as 1e999 reads as inf
         if type(value) is int or type(value) is float:  # not bool, not complex
             return value
         raise CalculationError(f"only numbers are allowed, not {node.value!r}")
@@ -83,20 +87,24 @@ def _value(node: ast.expr) -> int | float:
             raise CalculationError("result is not a real number")
         if isinstance(result, float) and not math.isfinite(result):
             raise CalculationError("result too large")
+        if type(result) is int and result.bit_length() > MAX_INT_BITS:
+            raise CalculationError("result too large")
         return result
     raise CalculationError(f"{type(node).__name__} is not allowed in arithmetic")
 
 
-def _bits(value: int | float) -> int:
-    return abs(int(value)).bit_length() if isinstance(value, int) else 0
-
-
 def _check_size(op: ast.operator, left: int | float, right: int | float) -> None:
-    """Refuse integer results that would exceed MAX_INT_BITS, before computing them."""
-    if isinstance(op, ast.Mult) and _bits(left) + _bits(right) > MAX_INT_BITS:
-        raise CalculationError("result too large")
-    if isinstance(op, ast.Pow) and isinstance(left, int) and isinstance(right, int):
-        if right > 0 and abs(left) > 1 and _bits(left) * right > MAX_INT_BITS + _bits(left):
+    """Refuse an integer product or power whose result would be over MAX_INT_BITS, before
+    computing it; what passes is at most a bit over, and checked exactly afterwards."""
+    if type(left) is not int or type(right) is not int:
+        return  # float arithmetic cannot grow past its overflow, which is caught
+    if isinstance(op, ast.Mult):
+        # A product of numbers of a and b bits has a + b - 1 or a + b bits.
+        if left and right and left.bit_length() + right.bit_length() - 1 > MAX_INT_BITS:
             raise CalculationError("result too large")
+    elif isinstance(op, ast.Pow):
         if right < 0 and left == 0:
             raise CalculationError("division by zero")
+        # |left| ** right has about right * log2|left| bits (0, 1 and -1 stay small).
+        if right > 0 and abs(left) > 1 and right * math.log2(abs(left)) > MAX_INT_BITS + 1:
+            raise CalculationError("result too large")

@@ -64,18 +64,26 @@ def corpus() -> tuple[dict[str, str], ...]:
 def search(
     query: str, documents: tuple[dict[str, str], ...], limit: int = 3
 ) -> list[dict[str, str | float]]:
-    """Documents ranked by TF-IDF of the query's words, best first; no match, no result."""
-    terms = words(query)
-    doc_words = [words(doc["title"] + " " + doc["text"]) for doc in documents]
+    """Documents ranked by TF-IDF of the query's words, best first; no match, no result.
+
+    O(documents x distinct query words) once the documents' words are counted: a word the
+    query repeats is ranked as often as it appears, but looked up once."""
+    terms = Counter(words(query))
+    counted = [Counter(words(doc["title"] + " " + doc["text"])) for doc in documents]
     n = len(documents)
+    idf = {}
+    for term in terms:
+        df = sum(1 for counts in counted if term in counts)
+        if df:
+            idf[term] = math.log(1 + n / df)
     ranked = []
-    for doc, tokens in zip(documents, doc_words, strict=True):
-        counts = Counter(tokens)
-        score = 0.0
-        for term in terms:
-            if counts[term]:
-                df = sum(1 for other in doc_words if term in other)
-                score += (counts[term] / len(tokens)) * math.log(1 + n / df)
+    for doc, counts in zip(documents, counted, strict=True):
+        length = sum(counts.values())
+        score = sum(
+            repeat * counts[term] / length * weight
+            for term, weight in idf.items()
+            if (repeat := terms[term]) and term in counts
+        )
         if score > 0:
             ranked.append((score, doc["title"]))
     ranked.sort(key=lambda pair: (-pair[0], pair[1]))
