@@ -128,8 +128,15 @@ class Monitor:
     # -- the loops --------------------------------------------------------------------------
 
     async def _consume(self, channel: trio.MemoryReceiveChannel[Event], name: str) -> None:
+        # Wait for one event, then take every event already there without waiting: a busy
+        # run fills the channel far faster than a checkpoint per event would drain it.
         async for event in channel:
             self._apply(event, name)
+            while True:
+                try:
+                    self._apply(channel.receive_nowait(), name)
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
 
     def _apply(self, event: Event, name: str) -> None:
         self.view.apply(event, name)

@@ -86,6 +86,10 @@ _COMPLETED: Final = TaskStatus.COMPLETED
 _FAILED: Final = TaskStatus.FAILED
 _TIMEOUT: Final = TaskStatus.TIMEOUT
 
+# TaskEvent(...) without the named tuple's own __new__ in between: once per status change
+# for each subscribed run.
+_new_tuple: Final = tuple.__new__
+
 #: A worker that keeps finding work checkpoints after this many attempts even when none of
 #: them blocked, so it stays responsive to cancellation and fair to the rest of the program.
 CHECKPOINT_EVERY: Final = 32
@@ -750,7 +754,9 @@ class Scheduler:
 
     def _observe(self, task: TaskRecord, error: BaseException | None, now: float) -> None:
         if self._events:
-            self._events.publish(TaskEvent(task.id, task.status, task.attempts, now, error))
+            self._events.publish(
+                _new_tuple(TaskEvent, (task.id, task.status, task.attempts, now, error))
+            )
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("task %r is %s (attempt %d)", task.id, task.status.value, task.attempts)
 
