@@ -254,3 +254,18 @@ async def _until_closed(events: trio.MemoryReceiveChannel[Any], coord: Any) -> A
             yield events.receive_nowait()
         except (trio.WouldBlock, trio.EndOfChannel):
             return
+
+
+async def test_a_stall_that_ends_just_after_a_deadline_blames_nobody(
+    autojump_clock: MockClock,
+) -> None:
+    """Beats at 0, 1, 2, 3; the monitor's deadline for the agent is 3 + 1.2 = 4.2. The loop
+    is held from 3.9 to 4.21, so the beat due at 4 cannot happen: the monitor wakes only
+    0.01 late at its deadline, but its ticks saw the stall, and the agent is not blamed."""
+    async with open_coordinator(heartbeat_interval=1.0, heartbeat_timeout=1.2) as coord:
+        await Worker("steady").connect(coord)
+        await trio.sleep(3.9)
+        autojump_clock.jump(0.31)  # as a long synchronous stretch would
+        await trio.sleep(5)
+        assert coord.agents["steady"].status == "idle"
+    assert coord.stats().heartbeats_missed == 0

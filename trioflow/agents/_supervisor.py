@@ -29,15 +29,24 @@ is therefore contained like any other crash: the ``Cancelled`` part is absorbed 
 agent's own scope, or goes on to the coordinator's nursery if that is what is being
 cancelled.
 
-**The heartbeat monitor** (:meth:`Supervisor.monitor`) is one task that sleeps until the
-next moment an agent would have been silent for ``heartbeat_timeout``, then takes the
-silent ones offline. It must not blame an agent for the event loop's own stalls: when the
-loop is held up by a long synchronous stretch, heartbeat loops cannot run either. So the
-monitor trusts its verdict only when it woke on time (within a tenth of a heartbeat
-interval of its deadline). When it wakes late, it was itself held up, and so were the
-agents: every agent gets one more heartbeat interval from that moment before anyone is
-declared silent. (The remaining blind spot: a stall that ends within that tenth of an
-interval after an agent's deadline.)
+**The heartbeat monitor** (:meth:`Supervisor.monitor`) is one task that takes agents that
+stay silent for ``heartbeat_timeout`` offline. It must not blame an agent for the event
+loop's own stalls: while the loop is held up by a long synchronous stretch (a huge batch of
+work, a blocking call, the process being descheduled), heartbeat loops cannot run either.
+So the monitor watches the loop as well as the agents. It wakes at the next moment an agent
+would have been silent for ``heartbeat_timeout``, and in any case every *tick* (half of
+the smaller of ``heartbeat_interval`` and ``heartbeat_timeout - heartbeat_interval``). A
+wake-up more than a fifth of a tick late means the loop was stalled, and then every agent
+gets one more heartbeat interval, from that moment, before anyone is declared silent.
+
+Why a tick, and not only the deadlines: a stall that ends just after an agent's deadline
+(say the loop is held from just before the agent's due beat until just after the deadline)
+makes the monitor wake only a little late at that deadline, in the same scheduler batch as
+the agent's heartbeat loop, which needs one more batch to report. Waking every tick, the
+monitor is late by at least the stall's length less a tick, so any stall longer than
+about 1.2 ticks is noticed. A stall it does not notice delays a heartbeat by less than
+that, which is less than the slack ``heartbeat_timeout - heartbeat_interval`` (two ticks at
+least): no healthy agent misses its deadline for it.
 """
 
 from __future__ import annotations
@@ -354,7 +363,8 @@ class Supervisor:
         dispatch = self._dispatch
         timeout = self._settings.heartbeat_timeout
         interval = self._settings.heartbeat_interval
-        on_time = interval / 10
+        tick = min(interval, timeout - interval) / 2
+        on_time = tick / 5
         grace_until = -math.inf
         while True:
             deadline = dispatch.next_silence_deadline(timeout)
@@ -362,11 +372,15 @@ class Supervisor:
                 self._wakeup = trio.Event()
                 await self._wakeup.wait()
                 continue
-            deadline = max(deadline, grace_until)
-            await trio.sleep_until(deadline)
+            due = max(deadline, grace_until)
+            wake = min(due, self._now() + tick)
+            await trio.sleep_until(wake)
             now = self._now()
-            if now - deadline > on_time:
+            if now - wake > on_time:
+                # The loop was held up: nobody could beat. One interval for everyone.
                 grace_until = now + interval
+                continue
+            if now < due:
                 continue
             for agent_id in dispatch.silent_agents(now, timeout):
                 self.heartbeats_missed += 1
