@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from trioflow.agents import (
     Message,
     MessageType,
     RestartPolicy,
+    RunningTask,
     UnknownAgentError,
     open_coordinator,
 )
@@ -518,6 +520,8 @@ async def test_events_tell_the_story(autojump_clock: MockClock) -> None:
         ({"task_timeout": 0}, ValueError, "task_timeout must be > 0"),
         ({"restart": 3}, TypeError, "RestartPolicy"),
         ({"inbox_size": 0}, ValueError, "inbox_size"),
+        ({"slow_after": 0}, ValueError, "slow_after must be > 0"),
+        ({"slow_after": "60"}, TypeError, "slow_after must be a number"),
     ],
 )
 async def test_bad_coordinator_settings(kwargs: dict, error: type, message: str) -> None:
@@ -813,3 +817,64 @@ async def test_a_huge_run_all_does_not_starve_the_heartbeats() -> None:
     stats = coord.stats()
     assert (stats.heartbeats_missed, stats.reassigned, stats.completed) == (0, 0, 300_000)
     assert all(row.completed > 0 for row in stats.agents.values())
+
+
+# -- hung work ---------------------------------------------------------------------------------
+
+
+class Stuck(Agent):
+    """A ``process_task`` that never returns, while the agent keeps beating."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(agent_id, {"work"})
+
+    async def process_task(self, task: Any) -> Any:
+        await trio.sleep_forever()
+
+
+def slow_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "trioflow.agents"]
+
+
+async def test_hung_work_shows_how_long_it_has_run_and_is_logged_once(
+    autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="trioflow")
+    start = trio.current_time()
+    async with open_coordinator(slow_after=30) as coord:
+        await Stuck("stuck").connect(coord)
+        await Worker("fine").connect(coord)
+        hung = coord.submit(work(1))
+        await trio.sleep(20)
+        done = await coord.submit(work(2)).wait()  # the other agent is not held up
+        await trio.sleep(79)
+        info = coord.agents["stuck"]
+        assert info.status == "busy" and info.in_flight == 1
+        assert info.running == (RunningTask(hung.id, 1, start, 100.0),)
+        assert info.longest_running == 100.0
+        assert coord.stats().agents["stuck"].running == info.running
+        assert coord.agents["fine"].running == () and coord.agents["fine"].longest_running == 0
+        hung.cancel()  # what stops it: a task_timeout, or cancelling the task
+    assert done == ("fine", 2) and hung.status is AssignmentStatus.CANCELLED
+    assert slow_warnings(caplog) == [
+        f"task {hung.id} (attempt 1) has run on agent 'stuck' for 30.0 s; it may be hung"
+    ]
+    assert all(r.levelno == logging.WARNING for r in caplog.records)
+
+
+async def test_slow_after_none_never_warns_and_task_timeout_is_named(
+    autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="trioflow")
+    async with open_coordinator(slow_after=None) as coord:
+        await Worker("w", seconds=500).connect(coord)
+        coord.submit(work(1))
+    assert slow_warnings(caplog) == []
+    async with open_coordinator(task_timeout=90, max_attempts=1) as coord:  # default: 60 s
+        await Worker("w", seconds=500).connect(coord)
+        await Worker("quick", seconds=59).connect(coord)
+        coord.submit(work(1))
+        coord.submit(work(2))
+    assert slow_warnings(caplog) == [
+        "task 1 (attempt 1) has run on agent 'w' for 60.0 s; it may be hung (task_timeout: 90.0 s)"
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 
+import attrs
 import pytest
 
 from trioflow.agents import (
@@ -13,6 +14,7 @@ from trioflow.agents import (
     CoordinatorEvent,
     CoordinatorStats,
     EventKind,
+    RunningTask,
 )
 
 
@@ -88,8 +90,13 @@ def test_stats_count_timeouts_apart_and_serialise() -> None:
             "failed": 1,
             "last_heartbeat": 2.0,
             "restarts": 0,
+            "running": (),
         }
     }
+    busy = AgentStats("b", AgentStatus.BUSY, 1, 0, 0, 2.0, 0, (RunningTask(7, 1, 1.5, 0.5),))
+    assert attrs.asdict(busy)["running"] == (
+        {"task_id": 7, "attempt": 1, "started": 1.5, "running_for": 0.5},
+    )
 
 
 def test_events_are_immutable_values() -> None:

@@ -31,6 +31,7 @@ from ._records import (
     CoordinatorEvent as CoordinatorEvent,
     CoordinatorStats as CoordinatorStats,
     EventKind as EventKind,
+    RunningTask as RunningTask,
 )
 from ._supervision import RestartPolicy as RestartPolicy
 from .transport import (

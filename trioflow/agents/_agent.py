@@ -74,7 +74,13 @@ class Agent:
 
     async def process_task(self, task: Mapping[str, Any]) -> Any:
         """Do one task and return its result. Raising fails this attempt; raise
-        :class:`~trioflow.TaskRejected` when the task itself is at fault (no retry)."""
+        :class:`~trioflow.TaskRejected` when the task itself is at fault (no retry).
+
+        An attempt runs until it returns, unless the coordinator has a ``task_timeout``
+        or the task is cancelled: one that never returns holds one of the agent's
+        ``concurrency`` slots, while its heartbeats go on. The coordinator shows how long
+        each attempt has run (``coord.agents[id].running``) and logs a warning for one
+        that runs past its ``slow_after``."""
         raise NotImplementedError(f"{type(self).__name__} must implement process_task()")
 
     async def on_message(self, message: Message) -> None:

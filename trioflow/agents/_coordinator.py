@@ -29,6 +29,7 @@ under a cancel scope whose deadline moves when an earlier one arrives.
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 import random
 import threading
@@ -62,6 +63,7 @@ from ._records import (
     CoordinatorEvent,
     CoordinatorStats,
     EventKind,
+    RunningTask,
 )
 from ._supervision import RestartPolicy
 from ._supervisor import Supervisor
@@ -75,6 +77,8 @@ from .transport._protocol import (
 )
 
 __all__ = ["AssignmentHandle", "Coordinator", "open_coordinator"]
+
+logger = logging.getLogger("trioflow.agents")
 
 _QUEUED: Final = AssignmentStatus.QUEUED
 _ASSIGNED: Final = AssignmentStatus.ASSIGNED
@@ -217,9 +221,11 @@ class Coordinator:
         retry: RetryPolicy | None,
         restart: RestartPolicy | None,
         transport: Transport,
+        slow_after: float | None = None,
     ) -> None:
         self._nursery = nursery
         self._settings = settings
+        self._slow_after = slow_after
         self._dispatch = Dispatcher(retry, random=random.Random().random)
         self._transport = transport
         self._check_wire = transport.check_task
@@ -257,6 +263,8 @@ class Coordinator:
 
     async def _start(self) -> None:
         self._nursery.start_soon(self._supervisor.monitor)
+        if self._slow_after is not None:
+            self._nursery.start_soon(self._watch_slow, self._slow_after)
         inbound = Inbound(
             register=self._on_register,
             leave=self._supervisor.leave,
@@ -279,8 +287,10 @@ class Coordinator:
 
     @property
     def agents(self) -> dict[Hashable, AgentInfo]:
-        """Every registered agent by id (a snapshot)."""
+        """Every registered agent by id (a snapshot), with how long each of its attempts in
+        progress has run (``AgentInfo.running``)."""
         infos = {}
+        now = self._now()
         for agent_id, member in self._supervisor.members.items():
             state = member.state
             infos[agent_id] = AgentInfo(
@@ -290,8 +300,15 @@ class Coordinator:
                 state.completed,
                 state.last_heartbeat,
                 len(state.in_flight),
+                self._running(agent_id, now),
             )
         return infos
+
+    def _running(self, agent_id: Hashable, now: float) -> tuple[RunningTask, ...]:
+        return tuple(
+            RunningTask(task.key, task.attempts, task.assigned_at, now - task.assigned_at)
+            for task in self._dispatch.running(agent_id)
+        )
 
     def find_agents(self, capability: Hashable) -> list[AgentInfo]:
         """The online agents that have ``capability``."""
@@ -352,16 +369,19 @@ class Coordinator:
         check_wire = self._check_wire
         capabilities = []
         step = SUBMIT_CHECKPOINT_EVERY
-        for n, payload in enumerate(payloads, 1):
-            if not n % step:
+        for start in range(0, len(payloads), step):
+            if start:
                 await trio.lowlevel.checkpoint()
-            # _check_task, but for the thread and the closed flag, which were checked once.
-            if type(payload) is not dict and not isinstance(payload, Mapping):
-                raise TypeError(f"a task must be a mapping, got {payload!r}")
-            if "type" not in payload:
-                raise ValueError(f"a task needs a 'type' (the capability it needs): {payload!r}")
-            check_wire(payload)
-            capabilities.append(payload["type"])
+            for payload in payloads[start : start + step]:
+                # _check_task, but for the thread and the closed flag (checked once).
+                if type(payload) is not dict and not isinstance(payload, Mapping):
+                    raise TypeError(f"a task must be a mapping, got {payload!r}")
+                if "type" not in payload:
+                    raise ValueError(
+                        f"a task needs a 'type' (the capability it needs): {payload!r}"
+                    )
+                check_wire(payload)
+                capabilities.append(payload["type"])
         known = self._dispatch.is_known_capability
         for capability in set(capabilities):
             if not known(capability):
@@ -399,21 +419,23 @@ class Coordinator:
             await trio.lowlevel.checkpoint()
         results: list[Any] = []
         failures: list[TaskFailed] = []
-        for n, record in enumerate(records, 1):
-            if not n % step:
+        for start in range(0, len(records), step):
+            if start:
                 await trio.lowlevel.checkpoint()
-            if record.status is _COMPLETED:
-                results.append(record.result)
-            else:
-                failure = _failure(record)
-                failures.append(failure)
-                results.append(failure)
+            for record in records[start : start + step]:
+                if record.status is _COMPLETED:
+                    results.append(record.result)
+                else:
+                    failure = _failure(record)
+                    failures.append(failure)
+                    results.append(failure)
         if failures and not return_exceptions:
             raise ExceptionGroup(f"{len(failures)} of {len(records)} task(s) failed", failures)
         return results
 
     def stats(self) -> CoordinatorStats:
         dispatch = self._dispatch
+        now = self._now()
         rows = {
             agent_id: AgentStats(
                 agent_id,
@@ -423,6 +445,7 @@ class Coordinator:
                 member.state.failed,
                 member.state.last_heartbeat,
                 member.restarts,
+                self._running(agent_id, now),
             )
             for agent_id, member in self._supervisor.members.items()
         }
@@ -629,6 +652,45 @@ class Coordinator:
                 self._apply(self._dispatch.retry_due(record, now))
             self._fail_stranded()
 
+    async def _watch_slow(self, slow_after: float) -> None:
+        """Log a warning, once per attempt, for each attempt that runs longer than
+        ``slow_after``: hung work (a ``process_task`` that never returns while its agent
+        keeps beating) would otherwise go unnoticed, without a ``task_timeout``.
+
+        It costs nothing per task: it sleeps until the oldest attempt it has not warned
+        about reaches ``slow_after`` (or ``slow_after`` from now, when none is running;
+        whatever starts meanwhile is due later), then looks at every attempt in progress,
+        O(the agents' total concurrency)."""
+        warned: set[int] = set()  # tokens of the attempts warned about, still running
+        while True:
+            now = self._now()
+            wake = now + slow_after
+            still: set[int] = set()
+            for agent in self._dispatch.agents.values():
+                for token, task in agent.in_flight.items():
+                    if task.token != token:
+                        continue  # cancelled or superseded: its task is over or elsewhere
+                    if token in warned:
+                        still.add(token)
+                        continue
+                    due = task.assigned_at + slow_after
+                    if due > now:
+                        wake = min(wake, due)
+                        continue
+                    still.add(token)
+                    logger.warning(
+                        "task %r (attempt %d) has run on agent %r for %.1f s; it may be hung%s",
+                        task.key,
+                        task.attempts,
+                        agent.id,
+                        now - task.assigned_at,
+                        ""
+                        if self._settings.task_timeout is None
+                        else f" (task_timeout: {self._settings.task_timeout} s)",
+                    )
+            warned = still
+            await trio.sleep_until(wake)
+
     # -- reports from the transport ---------------------------------------------------------------
 
     def _on_result(self, agent_id: Hashable, token: int, result: Any) -> None:
@@ -813,6 +875,7 @@ async def open_coordinator(
     retry: RetryPolicy | int | None = DEFAULT_RETRY,
     max_attempts: int | None = None,
     task_timeout: float | None = None,
+    slow_after: float | None = 60.0,
     restart: RestartPolicy | None = None,
     transport: Transport | None = None,
     inbox_size: int | None = None,
@@ -831,8 +894,19 @@ async def open_coordinator(
         max_attempts: the seed chapter's spelling: ``max_attempts=n`` is
             ``retry=RetryPolicy(max_retries=n - 1, delay=0)``. Not with ``retry``.
         task_timeout: optional limit on one ``process_task`` call. An attempt that overruns
-            it is cancelled and fails with a ``TimeoutError``; a task whose last attempt
-            timed out ends ``TIMEOUT``.
+            it is cancelled and fails with a ``TimeoutError`` (and is retried like any
+            failure); a task whose last attempt timed out ends ``TIMEOUT``. With the default
+            ``None`` nothing limits an attempt: a ``process_task`` that never returns runs,
+            and holds its agent's slot, until the task is cancelled or the block is left
+            by an error, while the agent keeps beating. Such work is not invisible:
+            ``coord.agents`` (and each row of ``coord.stats()``) shows how long each
+            attempt in progress has run, and see ``slow_after``. There is no finite
+            default because no single limit suits every kind of agent (a search in
+            milliseconds, a model call in minutes), and a limit the user did not choose
+            would cut the long ones short; set one that suits your agents.
+        slow_after: log a warning (logger ``"trioflow.agents"``, level WARNING), once per
+            attempt, naming the task, the agent and how long it has run, when an attempt
+            has run this many seconds (default 60); ``None``: never. It stops nothing.
         restart: a :class:`RestartPolicy` to restart crashed or silent agents; ``None``
             leaves them offline.
         transport: how agents are reached (:class:`~trioflow.agents.transport.Transport`);
@@ -857,6 +931,7 @@ async def open_coordinator(
         )
     policy = resolve_retry(retry, max_attempts)
     limit = check_optional_number("task_timeout", task_timeout, positive=True)
+    slow = check_optional_number("slow_after", slow_after, positive=True)
     if restart is not None and not isinstance(restart, RestartPolicy):
         raise TypeError(f"restart must be a RestartPolicy or None, got {restart!r}")
     if transport is None:
@@ -873,7 +948,12 @@ async def open_coordinator(
 
     def make(nursery: trio.Nursery) -> Coordinator:
         return Coordinator(
-            nursery, settings=settings, retry=policy, restart=restart, transport=chosen
+            nursery,
+            settings=settings,
+            retry=policy,
+            restart=restart,
+            transport=chosen,
+            slow_after=slow,
         )
 
     async with open_owner(make) as coordinator:

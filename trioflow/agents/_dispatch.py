@@ -346,6 +346,13 @@ class Dispatcher:
         times = [a.last_heartbeat for a in self.agents.values() if a.online]
         return min(times) + timeout if times else None
 
+    def running(self, agent_id: Hashable) -> list[TaskRecord]:
+        """The agent's attempts in progress that a report would still count for (not those
+        cancelled or superseded), longest-running first."""
+        live = [t for token, t in self.agents[agent_id].in_flight.items() if t.token == token]
+        live.sort(key=lambda task: task.assigned_at)
+        return live
+
     def online_capable(self, capability: Hashable) -> list[AgentRecord]:
         return [a for a in self._capable.get(capability, ()) if a.online]
 

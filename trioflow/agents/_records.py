@@ -20,6 +20,7 @@ import attrs
 
 __all__ = [
     "AgentInfo",
+    "RunningTask",
     "AgentStats",
     "AgentStatus",
     "AssignmentStatus",
@@ -79,8 +80,26 @@ class EventKind(StrEnum):
 
 
 @attrs.frozen
+class RunningTask:
+    """An attempt in progress on an agent: which task, which attempt, since when
+    (``trio.current_time()`` when it went out) and for how long so far."""
+
+    task_id: int
+    attempt: int
+    started: float
+    running_for: float
+
+
+@attrs.frozen
 class AgentInfo:
-    """A snapshot of one agent, as the seed chapter names it."""
+    """A snapshot of one agent, as the seed chapter names it.
+
+    ``running`` lists its attempts in progress, longest-running first, with how long each
+    has run: work that hangs (a ``process_task`` that never returns, while the agent keeps
+    beating) shows here as an ever longer ``running_for``. ``in_flight`` counts the slots
+    it has taken, which includes an attempt that was cancelled or superseded and has not
+    answered yet (such an attempt is not in ``running``).
+    """
 
     id: Hashable
     capabilities: frozenset[Hashable]
@@ -88,6 +107,12 @@ class AgentInfo:
     tasks_completed: int
     last_heartbeat: float
     in_flight: int
+    running: tuple[RunningTask, ...] = ()
+
+    @property
+    def longest_running(self) -> float:
+        """How long its longest-running attempt has run so far (0.0 when it runs none)."""
+        return self.running[0].running_for if self.running else 0.0
 
 
 @attrs.frozen
@@ -101,6 +126,8 @@ class AgentStats:
     failed: int
     last_heartbeat: float
     restarts: int
+    running: tuple[RunningTask, ...] = ()
+    """Its attempts in progress, longest-running first (as in :class:`AgentInfo`)."""
 
 
 @attrs.frozen
