@@ -681,3 +681,41 @@ async def test_max_workers_none_leaves_the_limits_to_the_pools(clock: MockClock)
             for _ in range(6):
                 sched.submit(fetch, pool=name)
     assert gauge.most == 6 and trio.current_time() == 2
+
+
+async def test_a_more_urgent_task_goes_between_the_items_of_a_map(clock: MockClock) -> None:
+    started: dict[str, float] = {}
+
+    async def item(n: int) -> int:
+        await trio.sleep(1)
+        return n
+
+    async def urgent() -> None:
+        started["urgent"] = trio.current_time()
+
+    async with open_scheduler(max_workers=1) as sched, trio.open_nursery() as nursery:
+
+        async def submit_later() -> None:
+            await trio.sleep(2.5)
+            sched.submit(urgent, priority=0)
+
+        nursery.start_soon(submit_later)
+        results = await sched.map(item, range(6), priority=1)
+    assert results == list(range(6))
+    assert started == {"urgent": 3.0}  # after the item under way, before the next one
+    assert trio.current_time() == 6
+
+
+async def test_map_items_are_counted_while_they_run(clock: MockClock) -> None:
+    async with open_scheduler(max_workers=3) as sched:
+        seen: list[tuple[int, int]] = []
+
+        async def item(n: int) -> None:
+            stats = sched.stats()
+            seen.append((stats.running, stats.completed))
+            await trio.sleep(1)
+
+        await sched.map(item, range(6))
+    # Each worker that finishes an item starts the next at once: three run throughout.
+    assert seen == [(1, 0), (2, 0), (3, 0), (3, 1), (3, 2), (3, 3)]
+    assert sched.stats().completed == 6 and sched.stats().total == 6

@@ -194,15 +194,15 @@ R = TypeVar("R", bound=TaskRecord)
 
 
 class Resume:
-    """A running task that paused to wait for other tasks and wants a worker slot back."""
+    """A running task that paused to wait for other tasks and wants a worker slot back (at
+    its own priority, and its pool place if it has a pool)."""
 
-    __slots__ = ("cancelled", "granted", "pool", "priority", "status", "task", "waiter")
+    __slots__ = ("cancelled", "granted", "pool", "priority", "status", "waiter")
 
-    def __init__(self, task: TaskRecord, waiter: object = None) -> None:
+    def __init__(self, priority: int, pool: PoolState[Any] | None, waiter: object = None) -> None:
         self.status = None  # not a task: never taken for a ready one by pop()'s fast path
-        self.task = task
-        self.priority = task.priority
-        self.pool = task._spec.pool
+        self.priority = priority
+        self.pool = pool
         self.granted = False
         self.cancelled = False
         self.waiter = waiter  # the runner's (what to wake)
@@ -398,10 +398,9 @@ class Decider(Generic[R]):
         if self.on_change is not None:
             self.on_change(task, None, now)
 
-    def pause(self, task: R, now: float) -> None:
-        """The running ``task`` waits for other tasks: its pool place is free meanwhile (its
-        worker slot is the runner's to give back)."""
-        pool = task._spec.pool
+    def pause(self, pool: PoolState[Any] | None, now: float) -> None:
+        """A running task (of ``pool``, if any) waits for other tasks: its pool place is free
+        meanwhile (its worker slot is the runner's to give back)."""
         if pool is not None:
             pool.running -= 1
             self._release_held(pool, now)

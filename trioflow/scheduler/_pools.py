@@ -50,7 +50,7 @@ def _positive_number_or_none(
 class Pool:
     """Limits shared by the tasks submitted with ``pool=`` this pool (or its name).
 
-    Args:
+    Attributes:
         max_concurrent: at most this many of its attempts run at once (``None``: no limit).
         max_per_second: its attempts start at most this often, evenly spaced (``None``: no
             limit).

@@ -30,6 +30,8 @@ class TaskStatus(Enum):
 
     @property
     def is_terminal(self) -> bool:
+        """Whether the task has ended: ``COMPLETED``, ``FAILED``, ``TIMEOUT`` or
+        ``CANCELLED``. A terminal status never changes again."""
         return self in _TERMINAL
 
 
@@ -60,7 +62,24 @@ class TaskEvent(NamedTuple):
 
 @attrs.frozen
 class SchedulerStats:
-    """A snapshot of a scheduler's counters (``Scheduler.stats()``)."""
+    """A snapshot of a scheduler's counters (``Scheduler.stats()``).
+
+    Made in O(1): the counters are kept current one status change at a time.
+
+    Attributes:
+        total: tasks submitted (``map()`` items included), whether or not they were kept.
+        pending: ready, queued for a worker slot.
+        waiting: waiting for dependencies, or waiting out a retry delay.
+        running: attempts running (a task that waits inside its attempt included).
+        completed: ended ``COMPLETED``.
+        failed: ended ``FAILED`` (``to_dict()["failed"]`` adds the timeouts, as the seed
+            chapter counts them).
+        timeout: ended ``TIMEOUT``.
+        cancelled: ended ``CANCELLED`` (dependents of a failure included).
+        retries: attempts started after a task's first, summed over every task.
+        elapsed: seconds since the scheduler opened (until it finished, once it has).
+        throughput: tasks in a terminal state per second of ``elapsed``.
+    """
 
     total: int
     pending: int

@@ -84,6 +84,7 @@ _WAITING: Final = TaskStatus.WAITING
 _RUNNING: Final = TaskStatus.RUNNING
 _COMPLETED: Final = TaskStatus.COMPLETED
 _FAILED: Final = TaskStatus.FAILED
+_CANCELLED: Final = TaskStatus.CANCELLED
 _TIMEOUT: Final = TaskStatus.TIMEOUT
 
 # TaskEvent(...) without the named tuple's own __new__ in between: once per status change
@@ -225,11 +226,14 @@ class _MapRun:
         "context",
         "done",
         "error",
+        "fast",
         "items",
         "label",
         "live",
         "priority",
         "results",
+        "running",
+        "scopes",
         "source",
         "spec",
     )
@@ -252,9 +256,20 @@ class _MapRun:
         self.error: BaseException | None = None
         self.done = trio.Event()
         self.source = Source(priority, spec.pool, self)
+        # Items that need nothing but a call (an async fn; no timeout, retry, pool or
+        # context of their own) run on the fast path: no record each, see _drain_source.
+        self.fast = (
+            spec.is_async
+            and spec.timeout is None
+            and spec.retry is None
+            and spec.pool is None
+            and context is None
+        )
+        self.running = 0  # fast-path items running now
+        self.scopes: set[trio.CancelScope] = set()  # the scopes they run in, to cancel them
 
     def finished(self) -> bool:
-        return self.source.exhausted and not self.live
+        return self.source.exhausted and not self.live and not self.running
 
 
 class _AsCompleted(Generic[T]):
@@ -291,13 +306,14 @@ class _AsCompleted(Generic[T]):
 
 class _Worker:
     """A worker's state: the slot token it holds (``None`` once given away) and the task
-    whose attempt it is running."""
+    whose attempt it is running (a map() source while it runs that source's items on the
+    fast path)."""
 
     __slots__ = ("task", "token")
 
     def __init__(self, token: object) -> None:
         self.token: object | None = token
-        self.task: TaskRecord | None = None
+        self.task: TaskRecord | Source | None = None
 
 
 @types.coroutine
@@ -455,6 +471,8 @@ class Scheduler:
         thread (a plain-function task running in a worker thread, say): from another
         thread it is carried into the scheduler's trio run and waits for that.
 
+        Nothing is scheduled when any of the errors below is raised.
+
         Raises:
             TypeError: ``fn`` is not callable, or an argument has the wrong type (with
                 ``process=True``: ``fn`` is async or cannot be pickled).
@@ -464,7 +482,6 @@ class Scheduler:
             UnknownDependencyError: a dependency was never submitted to this scheduler
                 (or was forgotten under ``keep_finished``, when named by id).
             SchedulerClosedError: the scheduler has finished.
-            Nothing is scheduled when any of these is raised.
         """
         if threading.get_ident() != self._thread:
             call = functools.partial(
@@ -813,12 +830,14 @@ class Scheduler:
             await wait()
             return
         task = worker.task
+        # A task, or a map() source whose item runs on the fast path (it has no pool there).
+        pool = task._spec.pool if isinstance(task, TaskRecord) else None
         self._give_up_slot(worker)
-        self._decider.pause(task, self._now())  # type: ignore[arg-type]
+        self._decider.pause(pool, self._now())
         self._start_workers()
         await wait()  # cancelled here: the worker ends with this attempt, holding nothing
         woken = trio.Event()
-        ticket = Resume(task, waiter=(woken, worker))
+        ticket = Resume(task.priority, pool, waiter=(woken, worker))
         self._decider.resume(ticket)
         self._start_workers()
         if ticket.granted:
@@ -949,6 +968,13 @@ class Scheduler:
                             self._grant(entry)
                             return
                         if type(entry) is Source:
+                            run: _MapRun = entry.runner  # type: ignore[assignment]
+                            if run.fast and decider.on_change is None:
+                                if await self._drain_source(worker, entry, scope):
+                                    break
+                                if worker.token is None:
+                                    return
+                                continue
                             item = self._next_item(entry)
                             if item is None:
                                 continue
@@ -1101,6 +1127,81 @@ class Scheduler:
         self._decider.admit(task, task._created)  # type: ignore[arg-type]
         return task
 
+    async def _drain_source(self, worker: _Worker, source: Source, scope: trio.CancelScope) -> bool:
+        """Fast path for ``map()``: run the source's items one after another in this worker.
+
+        It skips what a plain call does not need: no record, id, status event or timestamp
+        per item (nobody subscribes: checked before each item), no timeout, retry, pool or
+        context (``_MapRun.fast``). Items are still taken only as they start, counted in
+        ``stats()`` (running, then completed/failed/cancelled), and the source stays in the
+        queue so other workers run its items too; the worker goes back to the queue as soon
+        as something more urgent is ready. An item that raises fails the call as any
+        failure does. Returns whether ``scope`` was cancelled (the call was abandoned).
+        """
+        run: _MapRun = source.runner  # type: ignore[assignment]
+        decider = self._decider
+        counts = decider.counts
+        by_status = counts.by_status
+        queue = decider.queue
+        fn = run.spec.fn
+        results = run.results
+        items = run.items
+        decider.put_back(source)  # other workers may take items too
+        self._start_workers()
+        run.scopes.add(scope)
+        worker.task = source
+        done = 0
+        try:
+            while not source.exhausted and decider.on_change is None:
+                try:
+                    item = next(items)
+                except StopIteration:
+                    source.exhausted = True
+                    break
+                except Exception as exc:  # the caller's iterable failed: the call's error
+                    if run.error is None:
+                        run.error = exc
+                    self._abandon(run)
+                    break
+                index = len(results)
+                results.append(None)
+                counts.total += 1
+                by_status[_RUNNING] += 1
+                run.running += 1
+                try:
+                    results[index] = await fn(item)
+                except BaseException as exc:
+                    run.running -= 1
+                    by_status[_RUNNING] -= 1
+                    cancelled, rest = _split(exc, trio.Cancelled)
+                    if cancelled is not None:
+                        by_status[_CANCELLED] += 1
+                        if scope.cancel_called:
+                            break  # abandoned: the scope is spent
+                        raise cancelled from None  # from outside: the scheduler is ending
+                    by_status[_FAILED] += 1
+                    if run.error is None:
+                        error = rest if rest is not None else exc
+                        run.error = TaskFailed((run.label, index), _FAILED, error)
+                        logger.warning("task %r ended failed: %r", (run.label, index), error)
+                    self._abandon(run)
+                    break
+                run.running -= 1
+                by_status[_RUNNING] -= 1
+                by_status[_COMPLETED] += 1
+                done += 1
+                if done == CHECKPOINT_EVERY:
+                    done = 0
+                    await trio.lowlevel.checkpoint()
+                if queue and queue.peek_priority() < source.priority:
+                    break  # something more urgent is ready: back to the queue
+        finally:
+            worker.task = None
+            run.scopes.discard(scope)
+            if run.finished():
+                run.done.set()
+        return scope.cancel_called
+
     def _item_ended(self, task: _MapItem) -> None:
         run = task._run
         run.live.discard(task)
@@ -1117,6 +1218,8 @@ class Scheduler:
         run.source.exhausted = True
         for task in list(run.live):
             self._cancel(task)
+        for scope in run.scopes:
+            scope.cancel()
         if run.finished():
             run.done.set()
 
