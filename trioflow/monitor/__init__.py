@@ -4,5 +4,8 @@
 output is not a terminal, the monitor writes plain timestamped lines.
 """
 
+from .._public import publish as _publish
 from ._monitor import Monitor as Monitor, open_monitor as open_monitor
 from ._view import RunView as RunView
+
+_publish(globals(), "trioflow.monitor")

@@ -115,6 +115,7 @@ class RunView:
     # -- derived ---------------------------------------------------------------------------
 
     def elapsed(self, now: float) -> float:
+        """Seconds since ``started`` (never negative)."""
         return max(0.0, now - self.started)
 
     def rate(self, now: float) -> float:
@@ -135,6 +136,7 @@ class RunView:
         return sorted(self.running.values(), key=lambda r: r.since)
 
     def is_slow(self, running: Running, now: float) -> bool:
+        """Whether ``running`` has run longer than ``slow_after`` at ``now``."""
         return now - running.since > self.slow_after
 
     def slow(self, now: float) -> list[Running]:
