@@ -118,3 +118,26 @@ class AgentGone(TrioflowError):
 class TaskRejected(TrioflowError, ValueError):
     """Raised by an agent's ``process_task`` when the *task* is at fault (bad input, say),
     not the agent: the task fails at once instead of being retried on another agent."""
+
+
+class DelegationDeadlock(TrioflowError):
+    """A delegated task (an agent's ``request()``) can never be served: every agent that
+    may take it is busy, in every slot, with work that waits (through requests of its own)
+    for the requester's work to finish. Agent A asking B while B asks A, both with
+    ``concurrency=1``, is the smallest case.
+
+    It is the error of that delegated task, which fails at once instead of waiting
+    forever, so the ``request()`` raises :class:`TaskFailed` with this as its cause.
+    ``cycle`` lists the agents in the wait, from the requester on until one repeats (the
+    requester itself, in a plain cycle).
+    """
+
+    def __init__(self, requester: Hashable, capability: Hashable, cycle: Sequence[Hashable]):
+        path = " -> ".join(repr(agent) for agent in cycle)
+        super().__init__(
+            f"agent {requester!r} requested {capability!r}, which no agent can ever take: "
+            f"every agent that may is busy waiting on {requester!r}'s own request ({path})"
+        )
+        self.requester = requester
+        self.capability = capability
+        self.cycle = list(cycle)

@@ -17,6 +17,7 @@ from trioflow.agents import (
     AgentGone,
     AgentUnavailableError,
     AssignmentStatus,
+    DelegationDeadlock,
     EventKind,
     Message,
     MessageType,
@@ -718,6 +719,21 @@ async def test_cancelling_an_assigned_task_stops_its_attempt(autojump_clock: Moc
     assert first.status is AssignmentStatus.CANCELLED
 
 
+async def test_a_task_cancelled_before_its_attempt_starts_never_runs(
+    autojump_clock: MockClock,
+) -> None:
+    worker = Worker("w")
+    async with open_coordinator() as coord:
+        await worker.connect(coord)
+        handle = coord.submit(work(1))  # delivered: the idle agent has it, not started yet
+        assert handle.status is AssignmentStatus.ASSIGNED
+        handle.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert coord.agents["w"].in_flight == 0  # handed back at once
+        assert await coord.submit(work(2)).wait() == ("w", 2)
+    assert worker.done == [2] and handle.status is AssignmentStatus.CANCELLED
+
+
 async def test_a_cancelled_request_frees_the_agent_it_was_delegated_to(
     autojump_clock: MockClock,
 ) -> None:
@@ -878,3 +894,135 @@ async def test_slow_after_none_never_warns_and_task_timeout_is_named(
     assert slow_warnings(caplog) == [
         "task 1 (attempt 1) has run on agent 'w' for 60.0 s; it may be hung (task_timeout: 90.0 s)"
     ]
+
+
+# -- delegation deadlocks ------------------------------------------------------------------------
+
+
+class Delegator(Agent):
+    """Handles its capability by asking ``asks`` while the task has ``hops`` left; returns
+    the agents on the way."""
+
+    def __init__(self, agent_id: str, mine: str, asks: str, **kwargs: Any) -> None:
+        super().__init__(agent_id, {mine}, **kwargs)
+        self.asks = asks
+
+    async def process_task(self, task: Any) -> Any:
+        hops = task.get("hops", 10)
+        if not hops:
+            await trio.sleep(1)
+            return [self.id]
+        return [self.id, *await self.request(self.asks, {"hops": hops - 1})]
+
+
+def root_cause(error: BaseException | None) -> BaseException | None:
+    while error is not None and error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+async def test_a_delegation_cycle_fails_at_once_with_a_clear_error(
+    autojump_clock: MockClock,
+) -> None:
+    """a asks b, b asks a, each with one slot: a's only slot waits for b, so b's request
+    can never be served. It fails at once (no hang, no time passes) with DelegationDeadlock,
+    and the failure travels back through both requests."""
+    start = trio.current_time()
+    with trio.fail_after(60):
+        async with open_coordinator(retry=None) as coord:
+            await Delegator("agent-a", "a", "b").connect(coord)
+            await Delegator("agent-b", "b", "a").connect(coord)
+            handle = coord.submit({"type": "a"})
+            with pytest.raises(TaskFailed):
+                await handle.wait()
+    assert trio.current_time() == start
+    deadlock = root_cause(handle.error)
+    assert isinstance(deadlock, DelegationDeadlock)
+    assert (deadlock.requester, deadlock.capability) == ("agent-b", "a")
+    assert deadlock.cycle == ["agent-b", "agent-a", "agent-b"]
+    assert str(deadlock) == (
+        "agent 'agent-b' requested 'a', which no agent can ever take: every agent that may "
+        "is busy waiting on 'agent-b''s own request ('agent-b' -> 'agent-a' -> 'agent-b')"
+    )
+    assert coord.stats().failed == 3  # the task, a's request to b, b's request to a
+    assert all(info.status == "idle" for info in coord.agents.values())
+
+
+async def test_a_longer_cycle_with_retries_still_ends(autojump_clock: MockClock) -> None:
+    """a -> b -> c -> a, under the default retry policy: every retry meets the same
+    deadlock, and the task ends FAILED once retries are spent, instead of hanging."""
+    with trio.fail_after(60):
+        async with open_coordinator() as coord:
+            for name, asks in (("a", "b"), ("b", "c"), ("c", "a")):
+                await Delegator(f"agent-{name}", name, asks).connect(coord)
+            handle = coord.submit({"type": "a"})
+            with pytest.raises(TaskFailed):
+                await handle.wait()
+    assert handle.status is AssignmentStatus.FAILED and handle.attempts == 3
+    deadlock = root_cause(handle.error)
+    assert isinstance(deadlock, DelegationDeadlock)
+    assert deadlock.cycle == ["agent-c", "agent-a", "agent-b", "agent-c"]
+
+
+async def test_delegation_that_can_be_served_is_not_called_a_deadlock(
+    autojump_clock: MockClock,
+) -> None:
+    """No false alarms: a request that waits for a slot that another attempt, one that
+    waits on nothing, will free; a request served by the requester's second slot; a
+    request made from on_message, outside any attempt, which holds no slot."""
+
+    class Asker(Agent):
+        def __init__(self) -> None:
+            super().__init__("asker", {"ask"})
+            self.answers: list[Any] = []
+
+        async def on_message(self, message: Message) -> None:
+            self.answers.append(await self.request("a", {"hops": 1}))
+
+    start = trio.current_time()
+    with trio.fail_after(60):
+        async with open_coordinator() as coord:
+            await Delegator("agent-a", "a", "b", concurrency=2).connect(coord)
+            await Delegator("agent-b", "b", "a").connect(coord)
+            busy = coord.submit({"type": "b", "hops": 0})  # b is busy until 1.0
+            # a -> b (queued behind busy) -> a (in a's second slot), which answers at 2.0
+            chain = await coord.submit({"type": "a", "hops": 2}).wait()
+            assert chain == ["agent-a", "agent-b", "agent-a"]
+            assert await busy.wait() == ["agent-b"]
+            assert trio.current_time() - start == 2.0
+            asker = Asker()
+            await asker.connect(coord)
+            await asker.send_message(Message(MessageType.AGENT_STATUS, "asker", "asker"))
+            await trio.sleep(5)
+            assert asker.answers == [["agent-a", "agent-b"]]
+    assert coord.stats().failed == 0
+
+
+async def test_capacity_lost_later_can_turn_a_wait_into_a_deadlock(
+    autojump_clock: MockClock,
+) -> None:
+    """b's request for "a" waits for "spare", the one agent with "a" that is not busy
+    waiting on b; when "spare" goes silent, the request can never be served and fails."""
+
+    class Spare(Agent):
+        async def heartbeat(self) -> None:
+            if trio.current_time() >= 0.6:
+                await trio.sleep_forever()
+
+        async def process_task(self, task: Any) -> Any:
+            await trio.sleep(100)
+
+    settings = {"heartbeat_interval": 0.5, "heartbeat_timeout": 1.5, "retry": None}
+    with trio.fail_after(60):
+        async with open_coordinator(**settings) as coord:  # type: ignore[arg-type]
+            await Spare("spare", {"a"}).connect(coord)
+            coord.submit({"type": "a", "hops": 0})  # spare works on it, and hangs at 0.6
+            await Delegator("agent-a", "a", "b").connect(coord)
+            await Delegator("agent-b", "b", "a").connect(coord)
+            handle = coord.submit({"type": "a"})  # agent-a -> b -> "a": waits for spare
+            await trio.sleep(1)
+            assert handle.status is AssignmentStatus.ASSIGNED  # a wait, not a deadlock yet
+            with pytest.raises(TaskFailed):
+                await handle.wait()
+            assert trio.current_time() == 2.0  # spare's last beat at 0.5: offline at 2.0
+    assert isinstance(root_cause(handle.error), DelegationDeadlock)

@@ -15,7 +15,13 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from trioflow import RetryPolicy
-from trioflow.agents import Agent, AssignmentStatus, RestartPolicy, open_coordinator
+from trioflow.agents import (
+    Agent,
+    AssignmentStatus,
+    DelegationDeadlock,
+    RestartPolicy,
+    open_coordinator,
+)
 
 
 class ChaosAgent(Agent):
@@ -205,3 +211,89 @@ def test_a_known_scenario_really_is_chaotic() -> None:
     assert stats.failed > 0
     assert stats.restarts > 0
     assert stats.heartbeats_missed > 0
+
+
+class Relay(Agent):
+    """Handles a task by asking, while it has hops left, for one or two other capabilities
+    (at once) that ``may_ask`` allows, after a little work of its own."""
+
+    def __init__(
+        self,
+        agent_id: str,
+        capabilities: set[str],
+        concurrency: int,
+        rng: random.Random,
+        may_ask: Any,
+    ) -> None:
+        super().__init__(agent_id, capabilities, concurrency=concurrency)
+        self.rng = rng
+        self.may_ask = may_ask
+
+    async def process_task(self, task: Any) -> Any:
+        await trio.sleep(self.rng.choice([0, 0.1, 1]))
+        hops = task["hops"]
+        choices = self.may_ask(task["type"])
+        if not hops or not choices:
+            return 1
+        asks = [self.rng.choice(choices) for _ in range(self.rng.choice([1, 1, 2]))]
+        total = 1
+        async with trio.open_nursery() as nursery:
+
+            async def ask(capability: str) -> None:
+                nonlocal total
+                total += await self.request(capability, {"hops": hops - 1})
+
+            for capability in asks:
+                nursery.start_soon(ask, capability)
+        return total
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_agents=st.integers(2, 5),
+    acyclic=st.booleans(),
+    retry=st.sampled_from([None, 1]),
+)
+def test_delegation_never_hangs_and_never_cries_wolf(
+    seed: int, n_agents: int, acyclic: bool, retry: int | None
+) -> None:
+    """Agents delegate to each other, several hops deep, sometimes two requests at once.
+    Whatever the graph, every task ends (deadlocks fail with DelegationDeadlock instead of
+    hanging). When every agent has one capability and asks only "higher" ones, no wait can
+    close a cycle, so no deadlock may be reported at all."""
+    rng = random.Random(seed)
+    caps = ["c0", "c1", "c2", "c3"]
+    owned = [
+        {caps[i % len(caps)]} if acyclic else set(rng.sample(caps, rng.choice([1, 1, 2])))
+        for i in range(n_agents)
+    ]
+    present = sorted(set().union(*owned))
+
+    def may_ask(kind: str) -> list[str]:
+        return [c for c in present if (c > kind if acyclic else c != kind)]
+
+    async def main() -> list[Any]:
+        agents = [
+            Relay(f"r{i}", mine, rng.choice([1, 1, 2]), random.Random(rng.random()), may_ask)
+            for i, mine in enumerate(owned)
+        ]
+        policy = None if retry is None else RetryPolicy(max_retries=retry, delay=0.5)
+        with trio.fail_after(10_000):
+            async with open_coordinator(retry=policy) as coord:
+                for agent in agents:
+                    await agent.connect(coord)
+                handles = [
+                    coord.submit({"type": rng.choice(present), "hops": rng.randint(0, 3)})
+                    for _ in range(rng.randint(1, 12))
+                ]
+        return handles
+
+    handles = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    for handle in handles:
+        assert handle.done
+        if acyclic:
+            cause = handle.error
+            while cause is not None:
+                assert not isinstance(cause, DelegationDeadlock), cause
+                cause = cause.__cause__

@@ -6,6 +6,7 @@ Public names only; the implementation lives in private modules.
 from .._errors import (
     AgentGone as AgentGone,
     AgentUnavailableError as AgentUnavailableError,
+    DelegationDeadlock as DelegationDeadlock,
     NoCapableAgentError as NoCapableAgentError,
     TaskFailed as TaskFailed,
     TaskRejected as TaskRejected,

@@ -121,10 +121,23 @@ class Agent:
         Bound the wait the trio way, with ``trio.fail_after`` or ``move_on_after`` around
         the call: if the call is cancelled, the delegated task is cancelled too.
 
+        A request that can never be served fails at once rather than waiting forever:
+        when every agent that may take it is online but busy, in every slot, with work
+        that waits (through requests of its own) on this request's caller, as when agent
+        A asks B while B asks A with ``concurrency=1`` each. The coordinator finds such a
+        cycle the moment the request has to wait (or the moment an agent that could have
+        served it goes away), and fails the request with
+        :class:`~trioflow.agents.DelegationDeadlock`; a timeout around the call does not
+        change that. Only the agents connected at that moment count: one that might
+        connect later does not. A request that no online agent may take waits instead,
+        as any task does, for one to come back.
+
         Raises:
             NoCapableAgentError: no other agent has the capability.
-            TaskFailed: the delegated task failed, or can never run (every other agent with
-                the capability is gone once the coordinator's block has ended).
+            TaskFailed: the delegated task failed, or can never run: a delegation deadlock
+                (its cause is a :class:`~trioflow.agents.DelegationDeadlock`), or every
+                other agent with the capability is gone once the coordinator's block has
+                ended.
         """
         return await self._link().request(capability, task)
 
@@ -186,6 +199,7 @@ class Agent:
         report_and_next: Callable[[int, Any], WorkItem | None] | None = getattr(
             link, "report_result_and_next", None
         )
+        revoked = endpoint.revoked
         pending: WorkItem | None = None
         done = 0
         while True:
@@ -207,7 +221,8 @@ class Agent:
                                     return
                             except trio.EndOfChannel:
                                 return
-                        if endpoint.draining:
+                        if endpoint.draining or (revoked and item.token in revoked):
+                            revoked.discard(item.token)  # its task ended before it started
                             link.hand_back(item.token)
                             continue
                         token = slot.token = item.token

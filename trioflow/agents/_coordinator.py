@@ -42,6 +42,7 @@ import trio
 from .._errors import (
     AgentGone,
     AgentUnavailableError,
+    DelegationDeadlock,
     NoCapableAgentError,
     SchedulerClosedError,
     TaskFailed,
@@ -604,8 +605,10 @@ class Coordinator:
         self._apply(outcome)
 
     def _fail_stranded(self) -> None:
-        """Once the block has ended, fail queued tasks that no agent can ever run: none
-        that may take it is online or about to be restarted."""
+        """Fail queued tasks that no agent can ever run: delegated tasks in a deadlock
+        (at any time), and, once the block has ended, tasks that no agent that may take
+        them is online or about to be restarted for."""
+        self._fail_deadlocked()
         if not self._draining:
             return
         restarting: set[Hashable] | None = None
@@ -748,6 +751,8 @@ class Coordinator:
         elif task is not None and self._listening:
             self._publish(_ATTEMPT_FAILED, agent_id, task.key, outcome.attempt, error)
         self._apply(outcome)
+        if task is not None and task.excluded is not None and task.status is _QUEUED:
+            self._fail_deadlocked(task)  # a delegated task's retry waits: it may never run
         if self._leaving:
             self._supervisor.check_drained(agent_id)
 
@@ -785,18 +790,40 @@ class Coordinator:
         await self._transport.deliver_message(message.receiver, message)
 
     async def _request(
-        self, agent_id: Hashable, capability: Hashable, task: Mapping[str, Any]
+        self,
+        agent_id: Hashable,
+        capability: Hashable,
+        task: Mapping[str, Any],
+        waiter: int = 0,
+        /,
     ) -> Any:
         if not isinstance(task, Mapping):
             raise TypeError(f"a task must be a mapping, got {task!r}")
         if task.get("type", capability) != capability:
             raise ValueError(f"task type {task['type']!r} does not match {capability!r}")
-        handle = self._submit({**task, "type": capability}, excluded=agent_id)
+        handle = self._submit({**task, "type": capability}, excluded=agent_id, waiter=waiter)
+        if handle.status is _QUEUED:
+            self._fail_deadlocked(handle._record)
         try:
             return await handle.wait()
         finally:
             if not handle.done:  # the requester was cancelled (a timeout, say)
                 handle.cancel()
+
+    def _fail_deadlocked(self, new: TaskRecord | None = None) -> None:
+        """Fail the delegated tasks that can never be served (``Dispatcher.deadlocked``),
+        newest first, one at a time: failing one ends the wait of the attempt that asked
+        for it, which may free a slot that others were waiting for. ``new``: the request
+        just queued, when that is what may have closed a cycle."""
+        while True:
+            stuck = self._dispatch.deadlocked(self._supervisor.restarting_agents(), new)
+            if not stuck:
+                return
+            newest = max(stuck, key=lambda record: record.key)
+            cycle = self._dispatch.deadlock_cycle(newest)
+            error = DelegationDeadlock(newest.excluded, newest.capability, cycle)
+            self._cancel(newest, error, _FAILED)
+            new = None
 
     # -- events -----------------------------------------------------------------------------------
 

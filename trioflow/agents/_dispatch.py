@@ -40,7 +40,7 @@ import heapq
 import itertools
 import random as _random
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 import attrs
@@ -255,9 +255,10 @@ class Dispatcher:
         self._capable: dict[Hashable, list[AgentRecord]] = {}
         self._fresh: dict[Hashable, deque[TaskRecord]] = {}
         self._constrained: dict[Hashable, dict[_Avoid, list[tuple[int, TaskRecord]]]] = {}
-        # Unfinished delegated tasks (``request()``), for the deadlock check; finished ones
-        # are dropped lazily, when it runs.
+        # Unfinished delegated tasks (``request()``) by key, and for each attempt that waits
+        # on some, how many: what the deadlock check reads (see :meth:`deadlocked`).
         self._requests: dict[int, TaskRecord] = {}
+        self._blocking: dict[int, int] = {}
         self._keys = itertools.count(1)
         self._tokens = itertools.count(1)
         self.queued = 0
@@ -387,6 +388,8 @@ class Dispatcher:
         else:
             task.waiter = waiter
             self._requests[task.key] = task
+            if waiter:
+                self._blocking[waiter] = self._blocking.get(waiter, 0) + 1
             self._place(task, outcome, now)
         return task, outcome
 
@@ -458,6 +461,8 @@ class Dispatcher:
         task.result = result
         task.status = _COMPLETED
         task.token = 0
+        if task.excluded is not None:
+            self._request_ended(task)
         sole = agent.sole
         if sole is None or self._constrained.get(sole[0]):
             after = self._next_for(agent)
@@ -509,6 +514,8 @@ class Dispatcher:
         task.result = result
         task.status = _COMPLETED
         task.token = 0
+        if task.excluded is not None:
+            self._request_ended(task)
         outcome = Outcome(finished=[task], task=task)
         outcome.assignments.extend(self._fill(agent, now))
         return outcome
@@ -580,7 +587,153 @@ class Dispatcher:
         task.token = 0
         if error is not None:
             task.add_error(error)
+        if task.excluded is not None:
+            self._request_ended(task)
         return Outcome(finished=[task])
+
+    def deadlocked(
+        self, restarting: Collection[Hashable] = (), new: TaskRecord | None = None
+    ) -> list[TaskRecord]:
+        """Delegated tasks waiting in a queue that no agent will ever take.
+
+        A deadlock detector over the wait-for graph, as for resources with several units
+        (an agent's ``concurrency`` slots). Every attempt that waits on no request is
+        assumed to finish some day and free its slot; an agent that has, or will have, a
+        free slot takes every queued task it may take, one after the other; a request
+        finishes once an agent that may take it will have a free slot (or once its own
+        attempt can finish, if it runs already); an attempt that waits on requests
+        finishes once they all can. What cannot be concluded to finish is deadlocked:
+        every agent that may take it is busy, in every slot, with attempts that wait
+        (perhaps through other agents' requests) on it or on others like it.
+
+        Only agents as they are count, and those offline in ``restarting`` (they come back
+        with every slot free): an agent that may connect later does not. But a request no
+        online agent may take at all is not deadlocked: it waits for one to come online,
+        as any task does while the coordinator's block runs. A request whose
+        waiting attempt is not known (``waiter`` 0: made outside a work loop, or through
+        a transport that does not say) holds no slot here, so it can be found deadlocked
+        but never causes a false alarm. With ``new`` (a request just queued), the check
+        stops at once if ``new`` can be served without anything that waits: adding it then
+        changes nothing for the others.
+
+        O(attempts in progress + requests x agents with their capability) per pass; a
+        pass resolves at least one request or ends.
+        """
+        requests = self._requests
+        if not any(task.status is _QUEUED for task in requests.values()):
+            return []
+        # The attempts that wait on requests, and their agents. A superseded or cancelled
+        # attempt counts as any other: until it answers, it holds its slot, and if it waits
+        # on requests (it did not see its cancellation yet, or shields itself from it),
+        # it holds the slot until they finish.
+        holder: dict[int, AgentRecord] = {}
+        for agent in self.agents.values():
+            for token in agent.in_flight:
+                if token in self._blocking:
+                    holder[token] = agent
+        remaining = {token: self._blocking[token] for token in holder}
+        frees: set[Hashable] = set()
+        for agent in self.agents.values():
+            if not agent.online:
+                if agent.id in restarting:
+                    frees.add(agent.id)
+            elif len(agent.in_flight) < agent.concurrency or any(
+                token not in remaining for token in agent.in_flight
+            ):
+                frees.add(agent.id)
+        if new is not None and new.status is _QUEUED and self._served_by(new, frees, restarting):
+            return []
+        unresolved = dict(requests)
+        changed = True
+        while changed:
+            changed = False
+            for key, task in list(unresolved.items()):
+                if task.status is _ASSIGNED:
+                    finishes = task.token not in remaining
+                else:  # queued, or waiting out a retry delay before it is queued
+                    finishes = self._served_by(task, frees, restarting)
+                if not finishes:
+                    continue
+                del unresolved[key]
+                changed = True
+                waiter = task.waiter
+                if waiter in remaining:
+                    remaining[waiter] -= 1
+                    if not remaining[waiter]:
+                        del remaining[waiter]
+                        frees.add(holder[waiter].id)
+        return [task for task in unresolved.values() if task.status is _QUEUED]
+
+    def deadlock_cycle(self, task: TaskRecord) -> list[Hashable]:
+        """For an error message: agents in the wait that keeps ``task`` from being served,
+        from its requester on (an agent that may take it, one its slot waits on...), until
+        one repeats."""
+        path: list[Hashable] = [task.excluded]
+        seen = {task.excluded}
+        while True:
+            takers = [
+                agent
+                for agent in self._capable.get(task.capability, ())
+                if agent.id != task.excluded and agent.online
+            ]
+            if not takers:
+                return path
+            agent = takers[0]
+            path.append(agent.id)
+            if agent.id in seen:
+                return path
+            seen.add(agent.id)
+            waited = [
+                request
+                for request in self._requests.values()
+                if request.waiter in agent.in_flight and request is not task
+            ]
+            if not waited:
+                return path
+            task = waited[0]
+            if task.status is _ASSIGNED:
+                path.append(task.agent_id)
+                if task.agent_id in seen:
+                    return path
+                seen.add(task.agent_id)
+                inner = [r for r in self._requests.values() if r.waiter == task.token]
+                if not inner:
+                    return path
+                task = inner[0]
+
+    def _served_by(
+        self, task: TaskRecord, frees: set[Hashable], restarting: Collection[Hashable]
+    ) -> bool:
+        """Whether ``task`` can be concluded to be served: an agent that may take it (not
+        its requester, not leaving) is online or about to be restarted, and will have a
+        free slot. A task that no online agent may take waits for one to connect or come
+        back: not a deadlock (it is stranded, and failed as such once the block ends), so
+        it counts as served here."""
+        avoid = (task.excluded, frozenset(task.failed_agents or ()))
+        blocked_taker = False
+        for agent in self._capable.get(task.capability, ()):
+            if agent.draining or agent.id == task.excluded:
+                continue
+            if not agent.online:
+                if agent.id in restarting:
+                    return True
+            elif self._may_take(avoid, agent, task.capability):
+                if agent.id in frees:
+                    return True
+                blocked_taker = True
+        return not blocked_taker
+
+    def _request_ended(self, task: TaskRecord) -> None:
+        """A delegated task reached its end: its waiting attempt waits on one fewer."""
+        if self._requests.pop(task.key, None) is None:
+            return
+        waiter = task.waiter
+        if waiter:
+            left = self._blocking[waiter] - 1
+            if left:
+                self._blocking[waiter] = left
+            else:
+                del self._blocking[waiter]
 
     def stranded(self) -> Iterator[TaskRecord]:
         """Queued tasks that no online agent may run: none with the capability is online,
@@ -704,6 +857,8 @@ class Dispatcher:
             or not (lost or policy.should_retry(error, retries_done))
         ):
             task.status = _TIMEOUT if timed_out else _FAILED
+            if task.excluded is not None:
+                self._request_ended(task)
             outcome.finished.append(task)
             return
         self.retries += 1

@@ -116,8 +116,8 @@ class Supervisor:
         restart: restart policy for local agents, or ``None``.
         apply: the coordinator's way of carrying out an :class:`Outcome`.
         publish: the coordinator's way of publishing an agent event.
-        fail_stranded: called whenever an agent goes for good, so the coordinator can fail
-            work that nobody can run any more.
+        fail_stranded: called whenever an agent goes (for good, or to leave), so the
+            coordinator can fail work that nobody can run any more.
     """
 
     def __init__(
@@ -335,6 +335,7 @@ class Supervisor:
         self._transport.drain(member.id)
         if member.state.in_flight:
             self.leaving[member.id] = member
+            self._fail_stranded()  # it takes no new work: a request may be left unserved
         else:
             self.take_offline(member, AgentGone(f"agent {member.id!r} left"))
 
@@ -390,6 +391,10 @@ class Supervisor:
                 )
 
     # -- for the coordinator ----------------------------------------------------------------------
+
+    def restarting_agents(self) -> set[Hashable]:
+        """The agents that are offline now but will be restarted."""
+        return {member.id for member in self.members.values() if member.restart_delay is not None}
 
     def restarting_capabilities(self) -> set[Hashable]:
         """The capabilities of the agents that are offline now but will be restarted."""

@@ -29,7 +29,14 @@ import trio
 from ..._errors import AgentUnavailableError
 from ..._validate import check_int
 from .._messages import Message
-from ._protocol import AgentEndpoint, AgentRegistration, AgentSettings, Inbound, WorkItem
+from ._protocol import (
+    AgentEndpoint,
+    AgentRegistration,
+    AgentSettings,
+    Inbound,
+    RequestCallable,
+    WorkItem,
+)
 
 __all__ = ["InMemoryTransport"]
 
@@ -40,6 +47,7 @@ class _MemoryLink:
 
     __slots__ = (
         "_agent_id",
+        "_endpoint",
         "_failure",
         "_hand_back",
         "_heartbeat",
@@ -58,9 +66,8 @@ class _MemoryLink:
         self._hand_back: Callable[[Hashable, int], None] = inbound.hand_back
         self._heartbeat: Callable[[Hashable], None] = inbound.heartbeat
         self._send: Callable[[Message], Awaitable[None]] = inbound.send_message
-        self._request: Callable[[Hashable, Hashable, Mapping[str, Any]], Awaitable[Any]] = (
-            inbound.request
-        )
+        self._request: RequestCallable = inbound.request
+        self._endpoint: AgentEndpoint | None = None  # set once the endpoint exists
         #: ``report_result_and_next(token, result) -> WorkItem | None``: the work loop's fast
         #: path (see ``AgentEndpoint``); bound here once so that a report is a single call.
         self.report_result_and_next: Callable[[int, Any], WorkItem | None] | None = (
@@ -88,7 +95,9 @@ class _MemoryLink:
         await self._send(message)
 
     async def request(self, capability: Hashable, task: Mapping[str, Any]) -> Any:
-        return await self._request(self._agent_id, capability, task)
+        # The attempt that waits: the coordinator's deadlock check needs it.
+        waiter = 0 if self._endpoint is None else self._endpoint.current_attempt()
+        return await self._request(self._agent_id, capability, task, waiter)
 
 
 @attrs.define(eq=False)
@@ -139,13 +148,9 @@ class InMemoryTransport:
         self.detach(agent_id)
         work_send, work_receive = trio.open_memory_channel[WorkItem](registration.concurrency)
         message_send, message_receive = trio.open_memory_channel[Message](self._inbox_size)
-        endpoint = AgentEndpoint(
-            agent_id,
-            work_receive,
-            message_receive,
-            _MemoryLink(self._inbound, agent_id),
-            self._settings,
-        )
+        link = _MemoryLink(self._inbound, agent_id)
+        endpoint = AgentEndpoint(agent_id, work_receive, message_receive, link, self._settings)
+        link._endpoint = endpoint
         self._open[agent_id] = _Open(endpoint, work_send, message_send)
         self._deliver[agent_id] = work_send.send_nowait
         return endpoint

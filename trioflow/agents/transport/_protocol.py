@@ -104,6 +104,19 @@ class CoordinatorLink(Protocol):
     async def request(self, capability: Hashable, task: Mapping[str, Any]) -> Any: ...
 
 
+class RequestCallable(Protocol):
+    """The type of :attr:`Inbound.request` (positional arguments, ``waiter`` optional)."""
+
+    def __call__(
+        self,
+        requester: Hashable,
+        capability: Hashable,
+        task: Mapping[str, Any],
+        waiter: int = 0,
+        /,
+    ) -> Awaitable[Any]: ...
+
+
 @final
 @attrs.frozen
 class Inbound:
@@ -125,9 +138,14 @@ class Inbound:
     heartbeat: Callable[[Hashable], None]
     send_message: Callable[[Message], Awaitable[None]]
     """Route an agent's message to its receiver (raises for an unknown or offline one)."""
-    request: Callable[[Hashable, Hashable, Mapping[str, Any]], Awaitable[Any]]
-    """``request(requester_id, capability, task)``: run a delegated task, return its result
-    (cancelling the call cancels the task)."""
+    request: RequestCallable
+    """``request(requester_id, capability, task, waiter=0)``: run a delegated task, return
+    its result (cancelling the call cancels the task). ``waiter`` is the fencing token of
+    the requester's attempt that waits for the result, when the transport knows it
+    (:meth:`AgentEndpoint.current_attempt` tells it on the agent's side); with it the
+    coordinator can tell a request that can never be served, because every agent that may
+    take it waits on the requester (a delegation deadlock), from one that waits its turn.
+    ``0``: not known, or not made from an attempt."""
     result_and_next: Callable[[Hashable, int, Any], WorkItem | None] | None = None
     """A fast path for transports whose agents run in the coordinator's own trio run:
     ``result(agent_id, token, result)``, returning the agent's next assignment instead of
@@ -140,14 +158,15 @@ class _WorkSlot:
     """What one of an agent's work loops is doing: the token of the attempt it runs (0 when
     none) and the cancel scope around it, so that attempt alone can be revoked.
     ``revoked`` says that scope was cancelled: reading it costs nothing, where the scope's
-    ``cancel_called`` reads the clock."""
+    ``cancel_called`` reads the clock. ``task`` is the work loop's trio task."""
 
-    __slots__ = ("revoked", "scope", "token")
+    __slots__ = ("revoked", "scope", "task", "token")
 
     def __init__(self) -> None:
         self.token = 0
         self.scope: trio.CancelScope | None = None
         self.revoked = False
+        self.task = trio.lowlevel.current_task()
 
 
 @final
@@ -156,7 +175,9 @@ class AgentEndpoint:
     """An agent's end of a transport: its two inboxes, its link back, its settings.
 
     ``draining`` is set by the transport when the agent is leaving: the agent then hands
-    back what it receives instead of starting it.
+    back what it receives instead of starting it. ``revoked`` holds the tokens of
+    assignments revoked before any work loop started them (still in the work inbox, or
+    just handed back by ``report_result_and_next``): they are handed back, not started.
     """
 
     agent_id: Hashable
@@ -165,22 +186,41 @@ class AgentEndpoint:
     link: CoordinatorLink
     settings: AgentSettings
     draining: bool = False
+    revoked: set[int] = attrs.field(init=False, factory=set)
     _slots: list[_WorkSlot] = attrs.field(init=False, factory=list)
 
     def work_slot(self) -> _WorkSlot:
-        """A slot for one work loop (the agent's side calls it once per loop)."""
+        """A slot for one work loop (the agent's side calls it once per loop, from the
+        loop's own trio task)."""
         slot = _WorkSlot()
         self._slots.append(slot)
         return slot
 
+    def current_attempt(self) -> int:
+        """The fencing token of the attempt that the calling code runs in (the agent's
+        ``process_task``, or a task it started), or 0 when it runs in none (an
+        ``on_message`` handler, say). Found by walking up from the current trio task to
+        one of the agent's work loops: O(nesting depth), and nothing per attempt."""
+        loops = {slot.task: slot for slot in self._slots}
+        task: trio.lowlevel.Task | None = trio.lowlevel.current_task()
+        while task is not None:
+            slot = loops.get(task)
+            if slot is not None:
+                return slot.token
+            nursery = task.parent_nursery
+            task = None if nursery is None else nursery.parent_task
+        return 0
+
     def revoke(self, token: int) -> bool:
-        """Cancel the attempt ``token`` if a work loop is running it; the loop then hands it
-        back. O(concurrency), and nothing at all per attempt that is not revoked."""
+        """Cancel the attempt ``token`` if a work loop is running it, or see that none
+        starts it; either way the loop hands it back. Returns whether it was running.
+        O(concurrency), and nothing at all per attempt that is not revoked."""
         for slot in self._slots:
             if slot.token == token and slot.scope is not None:
                 slot.revoked = True
                 slot.scope.cancel()
                 return True
+        self.revoked.add(token)
         return False
 
 
