@@ -79,15 +79,17 @@ class TaskSpec:
 
 
 class Call:
-    """Everything about a task's call beyond ``fn(*args)``: keyword arguments, the inputs
-    to put in place before it runs, the context it runs in, the ids of its dependencies.
+    """Everything about a task beyond ``fn(*args)``: keyword arguments, the inputs to put in
+    place before it runs, the context it runs in, the ids of its dependencies, and (made
+    when it first happens) the :class:`Trouble` it ran into.
 
     Most tasks need none of it, so a record holds its positional arguments as a plain tuple
     and only a task that needs more holds a ``Call`` in the same place: one slot instead of
-    four on every queued task.
+    five on every queued task. (The record is the unit of the scheduler's memory use: a
+    million queued tasks are a million records.)
     """
 
-    __slots__ = ("args", "context", "dependencies", "inputs", "kwargs")
+    __slots__ = ("args", "context", "dependencies", "inputs", "kwargs", "trouble")
 
     def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> None:
         self.args: tuple[Any, ...] | None = args
@@ -97,6 +99,7 @@ class Call:
         self.inputs: Any = None
         self.context: Any = None  # the context to run in, when not the scheduler's own
         self.dependencies: frozenset[Hashable] = _NO_DEPENDENCIES
+        self.trouble: Trouble | None = None
 
 
 class Trouble:
@@ -123,15 +126,12 @@ class TaskRecord:
         "_args",
         "_completed",
         "_created",
-        "_scope",
         "_spec",
         "_started",
-        "_trouble",
+        "_value",
         "attempts",
-        "error",
         "id",
         "priority",
-        "result",
         "status",
     )
 
@@ -146,16 +146,25 @@ class TaskRecord:
         self.id = task_id
         self.priority = priority
         self.status = _PENDING
-        self.result: Any = None
-        self.error: BaseException | None = None
+        self._value: Any = None  # the result once COMPLETED, else the last error (or None)
         self.attempts = 0
         self._spec: TaskSpec = spec
         self._args: tuple[Any, ...] | Call | None = args
-        self._trouble: Trouble | None = None
-        self._scope: Any = None  # the runner's: what to cancel while the task runs or waits
         self._created = now
         self._started: float | None = None
         self._completed: float | None = None
+
+    @property
+    def result(self) -> Any:
+        """The task's value once it has ``COMPLETED``, else ``None``."""
+        return self._value if self.status is _COMPLETED else None
+
+    @property
+    def error(self) -> BaseException | None:
+        """The last attempt's exception (or why the task was cancelled), else ``None``;
+        kept while a retry waits and runs. (One slot holds the result or the error: a
+        task never needs both, and the slot saved is on every queued task.)"""
+        return None if self.status is _COMPLETED else self._value
 
     @property
     def dependencies(self) -> frozenset[Hashable]:
@@ -175,18 +184,24 @@ class TaskRecord:
 
     @property
     def _cancel_requested(self) -> bool:
-        trouble = self._trouble
-        return trouble is not None and trouble.cancel_requested
+        call = self._args
+        return type(call) is Call and call.trouble is not None and call.trouble.cancel_requested
 
     def _troubled(self) -> Trouble:
-        trouble = self._trouble
+        """The task's :class:`Trouble`, made (with the :class:`Call` that holds it) on first
+        use."""
+        call = self._args
+        if type(call) is not Call:
+            call = self._args = Call(call if call is not None else ())  # type: ignore[arg-type]
+        trouble = call.trouble
         if trouble is None:
-            trouble = self._trouble = Trouble()
+            trouble = call.trouble = Trouble()
         return trouble
 
     def failure(self) -> TaskFailed:
         """The :class:`TaskFailed` that stands for this task not completing."""
-        errors = self._trouble.errors if self._trouble is not None else ()
+        call = self._args
+        errors = call.trouble.errors if type(call) is Call and call.trouble is not None else ()
         return TaskFailed(self.id, self.status, self.error, errors)
 
 
@@ -424,7 +439,7 @@ class Decider(Generic[R]):
             self._attempt_ended(task, now)
         if self.on_change is None and self._keep is None and not self.report_completions:
             # _settle(task, _COMPLETED), inlined for the case where nobody watches.
-            task.result = value
+            task._value = value
             task._completed = now
             if type(task._args) is Call:
                 task._args.args = task._args.kwargs = task._args.context = None
@@ -461,7 +476,7 @@ class Decider(Generic[R]):
         if not policy.should_retry(error, task.attempts - 1):
             self._fail(task, final, error, now)
             return None
-        task.error = error
+        task._value = error
         self._move(task, _WAITING, error, now)
         delay = policy.delay_for(task.attempts, self._random)
         if delay > 0:
@@ -542,9 +557,10 @@ class Decider(Generic[R]):
         now: float,
     ) -> None:
         """Put ``task`` in terminal ``status``; the graph is the caller's business."""
-        task.result = result
-        if error is not None:
-            task.error = error
+        if status is _COMPLETED:
+            task._value = result
+        elif error is not None:
+            task._value = error  # (else the last attempt's error stays)
         task._completed = now
         call = task._args
         if type(call) is Call:  # let the arguments be collected, keep the dependencies

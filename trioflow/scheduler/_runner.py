@@ -127,7 +127,10 @@ class TaskHandle(TaskRecord, Generic[T]):
 
     __slots__ = ()
 
-    result: T | None
+    @property
+    def result(self) -> T | None:
+        """The task's value once it has ``COMPLETED``, else ``None``."""
+        return self._value if self.status is _COMPLETED else None
 
     def __repr__(self) -> str:
         return f"<TaskHandle {self.id!r} {self.status.value}>"
@@ -172,7 +175,7 @@ class TaskHandle(TaskRecord, Generic[T]):
         else:
             await trio.lowlevel.checkpoint()
         if self.status is _COMPLETED:
-            return self.result  # type: ignore[return-value]
+            return self._value  # type: ignore[no-any-return]
         raise self.failure()
 
     def cancel(self) -> None:
@@ -364,6 +367,9 @@ class Scheduler:
         self._pools = {name: self._decider.pool_state(pool) for name, pool in pools.items()}
         self._events: EventFanout[TaskEvent] = EventFanout()
         self._watchers: dict[TaskRecord, list[Callable[[TaskRecord], None]]] = {}
+        # What to cancel for a task that is running (its worker's scope) or waiting out a
+        # retry delay (its sleeper's): kept here rather than on every queued task.
+        self._scopes: dict[TaskRecord, trio.CancelScope] = {}
         self._failures: list[TaskFailed] | None = [] if raise_on_failure else None
         # The clock's own bound method: trio.current_time() without the lookups, and still
         # the run's clock, so a MockClock drives every timestamp.
@@ -778,7 +784,6 @@ class Scheduler:
             logger.debug("task %r is %s (attempt %d)", task.id, task.status.value, task.attempts)
 
     def _on_settle(self, task: TaskRecord) -> None:
-        task._scope = None
         status = task.status
         if status is _FAILED or status is _TIMEOUT:
             logger.warning("task %r ended %s: %r", task.id, status.value, task.error)
@@ -922,16 +927,16 @@ class Scheduler:
             self._start_workers()
 
     def _cancel(self, task: TaskRecord) -> None:
-        scope = task._scope  # (settling the task forgets it)
+        scope = self._scopes.get(task)
         if self._decider.cancel(task, self._now()) and scope is not None:  # type: ignore[arg-type]
             scope.cancel()
 
     async def _retry_after(self, task: TaskRecord, delay: float) -> None:
         with trio.CancelScope() as scope:
-            task._scope = scope
+            self._scopes[task] = scope
             await trio.sleep(delay)
-        if task._scope is scope:
-            task._scope = None
+        if self._scopes.get(task) is scope:
+            del self._scopes[task]
         self._decider.retry_due(task, self._now())  # type: ignore[arg-type]
         self._start_workers()
 
@@ -1016,7 +1021,8 @@ class Scheduler:
         decider = self._decider
         now = self._now()
         decider.start(task, now)  # type: ignore[arg-type]
-        task._scope = scope
+        scopes = self._scopes
+        scopes[task] = scope
         worker.task = task
         spec = task._spec
         timeout = spec.timeout
@@ -1032,7 +1038,7 @@ class Scheduler:
             if type(inputs) is tuple:  # handles passed as themselves: put their results in
                 rebuilt = list(args)  # type: ignore[arg-type]
                 for i in inputs:
-                    rebuilt[i] = rebuilt[i].result
+                    rebuilt[i] = rebuilt[i]._value  # (completed: its value is its result)
                 args = tuple(rebuilt)
             elif inputs is not None:
                 args, kwargs = resolve(args, kwargs, inputs, TaskHandle)  # type: ignore[arg-type]
@@ -1055,7 +1061,7 @@ class Scheduler:
             error = exc
             value = None
         worker.task = None
-        task._scope = None
+        del scopes[task]
         if context is None and contextvars.copy_context() != self._context:
             self._retire(worker)  # the task changed this worker's context: not for reuse
         now = self._now()
