@@ -10,7 +10,6 @@ entry, such as a private helper, stays plain code instead of failing the strict 
 from __future__ import annotations
 
 import importlib
-import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -59,19 +58,16 @@ def on_config(config: Any) -> Any:
 def _identifier(path: str) -> str | None:
     """The reference's path for ``path`` (``Name``, ``Name.member`` or a dotted path from
     ``trioflow``), or ``None`` when the reference has no entry for it."""
-    head, _, rest = path.partition(".")
+    head = path.split(".")[0]
     candidates = [path] if head == "trioflow" else [f"{ns}.{path}" for ns in NAMESPACES]
     for candidate in candidates:
         parts = candidate.split(".")
         # The longest prefix that is a documented object, then the rest as its members.
         for cut in range(len(parts), 0, -1):
             obj = _resolve(".".join(parts[:cut]))
-            if obj is None or inspect.ismodule(obj) and cut < len(parts):
-                continue
-            documented = _documented.get(id(obj))
+            documented = None if obj is None else _documented.get(id(obj))
             if documented is not None:
                 return ".".join([documented, *parts[cut:]])
-            break
     return None
 
 
