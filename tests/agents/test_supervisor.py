@@ -9,7 +9,7 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from trioflow import TaskFailed
+from trioflow import SchedulerClosedError, TaskFailed
 from trioflow.agents import (
     Agent,
     AgentGone,
@@ -269,3 +269,47 @@ async def test_a_stall_that_ends_just_after_a_deadline_blames_nobody(
         await trio.sleep(5)
         assert coord.agents["steady"].status == "idle"
     assert coord.stats().heartbeats_missed == 0
+
+
+# -- connecting while the coordinator shuts down ------------------------------------------------
+
+
+async def keep_connecting(coord: Any, outcomes: list[tuple[Worker, str]], step: float) -> None:
+    """Connect new agents, every ``step`` seconds (0: every scheduler batch), until refused
+    (or 500 of them)."""
+    for n in range(500):
+        agent = Worker(f"late-{n}")
+        try:
+            await agent.connect(coord)
+        except SchedulerClosedError:
+            outcomes.append((agent, "refused"))
+            return
+        outcomes.append((agent, "connected"))
+        await trio.sleep(step)
+
+
+@pytest.mark.parametrize("step", [0.1, 0])
+async def test_connect_racing_the_coordinators_shutdown_is_all_or_nothing(
+    autojump_clock: MockClock, step: float
+) -> None:
+    """A task outside the coordinator keeps connecting agents while the coordinator's block
+    ends and its last task finishes (at 1.5). Each connect either registers and runs its
+    agent, or fails with SchedulerClosedError having registered nothing: never trio's
+    "Nursery is closed to new arrivals" with the agent left registered but never run (the
+    nursery closes a scheduler batch before the coordinator marks itself finished). And
+    agents connected as it stops do not keep it from stopping: connecting every batch used
+    to keep its nursery open for as long as it went on."""
+    for _ in range(10):
+        outcomes: list[tuple[Worker, str]] = []
+        with trio.fail_after(60):
+            async with trio.open_nursery() as outside, open_coordinator() as coord:
+                await Worker("w", seconds=1.5).connect(coord)
+                coord.submit(work(0))  # the block ends at 1.0, its work at 1.5
+                await trio.sleep(1.5 if step == 0 else 1)
+                outside.start_soon(keep_connecting, coord, outcomes, step)
+        *connected, (refused, last) = outcomes
+        assert last == "refused" and {how for _, how in connected} <= {"connected"}
+        assert len(connected) <= (6 if step else 1)
+        assert refused.id not in coord.agents and refused.coordinator is None
+        for agent, _ in connected:
+            assert agent.id in coord.agents and agent.coordinator is None

@@ -155,20 +155,49 @@ class Supervisor:
     async def connect(self, agent: Agent) -> None:
         """Register a local agent and start it, supervised, in the coordinator's nursery.
 
+        All or nothing: the agent is registered by its supervising task's first step,
+        before it reports itself started, so a connect that fails (the coordinator shutting
+        down meanwhile, say) has registered nothing, and one that succeeds has an agent
+        that runs. Once the coordinator's nursery is being cancelled (its block has ended
+        and its work is done, or the block raised or was cancelled), connecting is refused:
+        an agent started then would only be cancelled, and a task that kept connecting
+        agents would keep the nursery from ever closing.
+
         Raises:
-            SchedulerClosedError: the coordinator has finished.
+            SchedulerClosedError: the coordinator has finished, or is shutting down.
             TypeError: not an :class:`Agent`.
             RuntimeError: the agent is connected already.
             ValueError: another agent has its id.
         """
+        self._check_joining(agent)
+        try:
+            await self._nursery.start(self._supervise, agent)
+        except RuntimeError:
+            if self._closing or self.closed:  # the nursery closed to new arrivals meanwhile
+                raise SchedulerClosedError("the coordinator has finished") from None
+            raise
+
+    def _check_joining(self, agent: Agent) -> None:
         if self.closed:
             raise SchedulerClosedError("the coordinator has finished")
+        if self._closing:
+            raise SchedulerClosedError("the coordinator is shutting down")
         if not isinstance(agent, Agent):
             raise TypeError(f"connect takes an Agent, got {agent!r}")
         if agent.coordinator is not None:
             raise RuntimeError(f"agent {agent.id!r} is already connected")
         if agent.id in self.members:
             raise ValueError(f"an agent with id {agent.id!r} is already registered")
+
+    @property
+    def _closing(self) -> bool:
+        """The coordinator's nursery is being cancelled: its work is done (or the block
+        raised, or was cancelled) and it is stopping every agent."""
+        return self._nursery.cancel_scope.cancel_called
+
+    def _join(self, agent: Agent) -> tuple[Member, AgentEndpoint]:
+        """Register a local agent (synchronously: the first step of its supervising task)."""
+        self._check_joining(agent)  # again: another task may have changed things meanwhile
         registration = AgentRegistration(agent.id, agent.capabilities, agent.concurrency)
         endpoint = self._transport.attach(registration)
         outcome = self._dispatch.register(
@@ -179,7 +208,7 @@ class Supervisor:
         self.members[agent.id] = member
         agent.coordinator = self._owner
         self._came_online(member, _AGENT_ONLINE, outcome)
-        await self._nursery.start(self._supervise, member, endpoint)
+        return member, endpoint
 
     def register(self, registration: AgentRegistration) -> None:
         """An agent registered itself through the transport (or came back after going
@@ -221,13 +250,13 @@ class Supervisor:
 
     async def _supervise(
         self,
-        member: Member,
-        endpoint: AgentEndpoint,
+        agent: Agent,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Run a local agent; when it stops, restart it if a restart was planned."""
-        agent = member.agent
-        assert agent is not None
+        """Register a local agent and run it; when it stops, restart it if a restart was
+        planned. Nothing awaits before ``started()``: registering and starting are one
+        step, and an error in registering goes to ``connect``'s caller."""
+        member, endpoint = self._join(agent)
         member.task = trio.lowlevel.current_task()
         task_status.started()
         while True:
