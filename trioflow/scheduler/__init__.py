@@ -4,6 +4,7 @@ The same names are exported from :mod:`trioflow`; import them from there.
 """
 
 from .._public import publish
+from ._handle import TaskHandle as TaskHandle, settled as settled
 from ._inputs import Settled as Settled
 from ._pools import Pool as Pool
 from ._records import (
@@ -11,11 +12,6 @@ from ._records import (
     TaskEvent as TaskEvent,
     TaskStatus as TaskStatus,
 )
-from ._runner import (
-    Scheduler as Scheduler,
-    TaskHandle as TaskHandle,
-    open_scheduler as open_scheduler,
-    settled as settled,
-)
+from ._runner import Scheduler as Scheduler, open_scheduler as open_scheduler
 
 publish(globals(), "trioflow")

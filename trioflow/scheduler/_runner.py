@@ -40,17 +40,13 @@ import functools
 import inspect
 import logging
 import math
-import pickle
 import random
 import threading
-import types
 from collections import deque
 from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
-    Coroutine,
-    Generator,
     Hashable,
     Iterable,
     Mapping,
@@ -67,8 +63,11 @@ from .._events import EventFanout
 from .._owner import open_owner
 from .._retry import RetryPolicy, as_retry_policy
 from .._validate import check_int, check_optional_number
+from ._calls import check_process_call, in_context, is_async_callable, run_in_process, split
 from ._decider import Call, Decider, Resume, Source, TaskRecord, TaskSpec
+from ._handle import TaskHandle
 from ._inputs import Settled, resolve, scan
+from ._map import MapItem, MapRun
 from ._pools import Pool, PoolState
 from ._records import SchedulerStats, TaskEvent, TaskStatus
 
@@ -94,185 +93,6 @@ _new_tuple: Final = tuple.__new__
 #: A worker that keeps finding work checkpoints after this many attempts even when none of
 #: them blocked, so it stays responsive to cancellation and fair to the rest of the program.
 CHECKPOINT_EVERY: Final = 32
-
-
-def _is_async_callable(fn: Callable[..., Any]) -> bool:
-    code = getattr(fn, "__code__", None)
-    if code is not None:  # a plain function: the fast path, once per distinct function
-        return bool(code.co_flags & inspect.CO_COROUTINE)
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - an object whose __call__ is async
-    )
-
-
-@final
-class TaskHandle(TaskRecord, Generic[T]):
-    """One submitted task: its status, outcome and timestamps, and ``wait()``/``cancel()``.
-
-    Handles are created by :meth:`Scheduler.submit`, never directly. Pass a handle as an
-    argument of another ``submit`` (or ``settled(handle)``) to hand its result (or
-    outcome) to that task.
-
-    Attributes:
-        id: the task's id (given to ``submit``, or made from the function's name).
-        priority: lower runs first.
-        status: a :class:`TaskStatus`.
-        result: the value once ``COMPLETED``, else ``None``.
-        error: the last attempt's exception (or the reason it was cancelled), else ``None``.
-        attempts: attempts started.
-        dependencies: the ids of every task it depends on (data, settled and ordering).
-    """
-
-    __slots__ = ()
-
-    @property
-    def result(self) -> T | None:
-        """The task's value once it has ``COMPLETED``, else ``None``."""
-        return self._value if self.status is _COMPLETED else None
-
-    def __repr__(self) -> str:
-        return f"<TaskHandle {self.id!r} {self.status.value}>"
-
-    @property
-    def _scheduler(self) -> Scheduler:
-        owner = self._spec.owner
-        assert isinstance(owner, Scheduler)
-        return owner
-
-    @property
-    def created_at(self) -> datetime:
-        """When it was submitted."""
-        return self._scheduler._to_datetime(self._created)
-
-    @property
-    def started_at(self) -> datetime | None:
-        """When its first attempt started."""
-        return None if self._started is None else self._scheduler._to_datetime(self._started)
-
-    @property
-    def completed_at(self) -> datetime | None:
-        """When it reached its terminal state."""
-        if self._completed is None:
-            return None
-        return self._scheduler._to_datetime(self._completed)
-
-    async def wait(self) -> T:
-        """Wait until the task ends; return its result.
-
-        Called from inside a running task of the same scheduler, the waiting task gives its
-        worker slot back while it waits, and takes one again (at its own priority) before
-        it goes on.
-
-        Raises:
-            TaskFailed: the task ended FAILED, TIMEOUT or CANCELLED; its ``__cause__`` is the
-                task's own error (``None`` for a plain cancel).
-            RuntimeError: a task waits for itself.
-        """
-        if not self.status.is_terminal:
-            await self._scheduler._wait_for([self])
-        else:
-            await trio.lowlevel.checkpoint()
-        if self.status is _COMPLETED:
-            return self._value  # type: ignore[no-any-return]
-        raise self.failure()
-
-    def cancel(self) -> None:
-        """Cancel the task, and so every task that depends on it.
-
-        A task that is not running ends CANCELLED at once; a running one is cancelled at its
-        next checkpoint. Cancelling a finished task does nothing.
-        """
-        self._scheduler._cancel(self)
-
-
-def settled(handle: TaskHandle[T]) -> Settled[T]:
-    """Mark ``handle`` as a dependency whose failure does not cancel the dependent.
-
-    In a task's arguments (or inside a list, tuple or dict among them) the task waits until
-    ``handle`` has ended, in any terminal state, and receives an ``outcome.Outcome`` in its
-    place: ``outcome.Value(result)``, or ``outcome.Error(error)`` (for a plain cancel,
-    whose ``error`` is ``None``, the ``TaskFailed`` that ``wait()`` raises). In
-    ``depends_on`` it is the ordering-only form: run after ``handle`` ends, however it ends.
-    Use it for a step that works on partial results, such as an aggregate over the pages
-    that did load.
-
-    Raises:
-        TypeError: ``handle`` is not a ``TaskHandle``.
-    """
-    if type(handle) is not TaskHandle:
-        raise TypeError(f"settled() takes a TaskHandle, got {handle!r}")
-    return Settled(handle)
-
-
-class _MapItem(TaskRecord):
-    """One item of a ``map()`` call: a task with no handle, counted but not kept."""
-
-    __slots__ = ("_index", "_run")
-
-    def __init__(self, run: _MapRun, index: int, item: object, now: float) -> None:
-        if run.context is None:
-            args: tuple[Any, ...] | Call = (item,)
-        else:
-            args = Call((item,))
-            args.context = run.context.copy()  # one copy each: items run concurrently
-        super().__init__((run.label, index), run.spec, args, run.priority, now)
-        self._run = run
-        self._index = index
-
-
-class _MapRun:
-    """The state of one ``map()`` call."""
-
-    __slots__ = (
-        "context",
-        "done",
-        "error",
-        "fast",
-        "items",
-        "label",
-        "live",
-        "priority",
-        "results",
-        "running",
-        "scopes",
-        "source",
-        "spec",
-    )
-
-    def __init__(
-        self,
-        label: str,
-        spec: TaskSpec,
-        items: Iterable[Any],
-        priority: int,
-        context: contextvars.Context | None,
-    ) -> None:
-        self.label = label
-        self.spec = spec
-        self.items = iter(items)
-        self.priority = priority
-        self.context = context
-        self.results: list[Any] = []
-        self.live: set[_MapItem] = set()
-        self.error: BaseException | None = None
-        self.done = trio.Event()
-        self.source = Source(priority, spec.pool, self)
-        # Items that need nothing but a call (an async fn; no timeout, retry, pool or
-        # context of their own) run on the fast path: no record each, see _drain_source.
-        self.fast = (
-            spec.is_async
-            and spec.timeout is None
-            and spec.retry is None
-            and spec.pool is None
-            and context is None
-        )
-        self.running = 0  # fast-path items running now
-        self.scopes: set[trio.CancelScope] = set()  # the scopes they run in, to cancel them
-
-    def finished(self) -> bool:
-        return self.source.exhausted and not self.live and not self.running
 
 
 class _AsCompleted(Generic[T]):
@@ -317,27 +137,6 @@ class _Worker:
     def __init__(self, token: object) -> None:
         self.token: object | None = token
         self.task: TaskRecord | Source | None = None
-
-
-@types.coroutine
-def _in_context(
-    context: contextvars.Context, coro: Coroutine[Any, Any, T]
-) -> Generator[Any, Any, T]:
-    """Run ``coro`` with each of its steps inside ``context``: what trio does for a task,
-    for a coroutine that must not run in its worker's context."""
-    send = coro.send
-    value: Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            yielded = context.run(send, value) if error is None else context.run(coro.throw, error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        try:
-            value = yield yielded
-            error = None
-        except BaseException as exc:  # delivered into the task, as trio would
-            value, error = None, exc
 
 
 @final
@@ -602,7 +401,7 @@ class Scheduler:
         spec = self._spec_for(fn, timeout, retry, pool, process)
         self._maps += 1
         context = contextvars.copy_context()
-        run = _MapRun(
+        run = MapRun(
             f"{getattr(fn, '__name__', 'map')}/map#{self._maps}",
             spec,
             items,
@@ -646,9 +445,9 @@ class Scheduler:
             raise TypeError(f"fn must be callable, got {fn!r}")
         checked_timeout = check_optional_number("timeout", timeout, positive=True, finite=False)
         policy = as_retry_policy(retry)
-        is_async = _is_async_callable(fn)
+        is_async = is_async_callable(fn)
         if process is not False:
-            _check_process_call(fn, process, is_async)
+            check_process_call(fn, process, is_async)
         spec = TaskSpec(
             fn,
             is_async,
@@ -745,7 +544,7 @@ class Scheduler:
 
     def _dependency(self, task_id: Hashable, dependency: object) -> TaskHandle[Any]:
         if type(dependency) is TaskHandle:
-            if dependency._scheduler is not self:
+            if dependency._spec.owner is not self:
                 raise UnknownDependencyError(task_id, dependency.id)
             return dependency
         known = self._decider.tasks.get(dependency)
@@ -764,7 +563,7 @@ class Scheduler:
     def _own(self, handles: Iterable[TaskHandle[T]]) -> list[TaskHandle[T]]:
         tasks = list(handles)
         for task in tasks:
-            if type(task) is not TaskHandle or task._scheduler is not self:
+            if type(task) is not TaskHandle or task._spec.owner is not self:
                 raise TypeError(f"expected a TaskHandle of this scheduler, got {task!r}")
         return tasks
 
@@ -794,7 +593,7 @@ class Scheduler:
             if watchers is not None:
                 for watcher in watchers:
                     watcher(task)
-        if type(task) is _MapItem:
+        if type(task) is MapItem:
             self._item_ended(task)
 
     # -- waiting from inside a task -----------------------------------------------------------
@@ -973,7 +772,7 @@ class Scheduler:
                             self._grant(entry)
                             return
                         if type(entry) is Source:
-                            run: _MapRun = entry.runner  # type: ignore[assignment]
+                            run: MapRun = entry.runner  # type: ignore[assignment]
                             if run.fast and decider.on_change is None:
                                 if await self._drain_source(worker, entry, scope):
                                     break
@@ -1047,9 +846,9 @@ class Scheduler:
         try:
             if spec.is_async:
                 coro = spec.fn(*args, **kwargs) if kwargs else spec.fn(*args)
-                value = await (coro if context is None else _in_context(context, coro))
+                value = await (coro if context is None else in_context(context, coro))
             elif spec.process:
-                value = await _run_in_process(functools.partial(spec.fn, *args, **(kwargs or {})))
+                value = await run_in_process(functools.partial(spec.fn, *args, **(kwargs or {})))
             else:
                 in_thread = functools.partial(spec.fn, *args, **(kwargs or {}))
                 if context is not None:
@@ -1079,8 +878,8 @@ class Scheduler:
                 decider.complete(task, value, now)  # type: ignore[arg-type]
                 self._start_workers()
             return cut_short
-        cancelled, rest = _split(error, trio.Cancelled)
-        fatal, rest = _split(rest, (KeyboardInterrupt, SystemExit))
+        cancelled, rest = split(error, trio.Cancelled)
+        fatal, rest = split(rest, (KeyboardInterrupt, SystemExit))
         if cancelled is not None and not cut_short:
             # Not the attempt's own scope: the whole scheduler is being cancelled.
             task._troubled().cancel_requested = True
@@ -1107,10 +906,10 @@ class Scheduler:
 
     # -- map ------------------------------------------------------------------------------------
 
-    def _next_item(self, source: Source) -> _MapItem | None:
+    def _next_item(self, source: Source) -> MapItem | None:
         """Take the next item from a ``map()`` source that may start; ``None`` when it has
         run out (or failed)."""
-        run: _MapRun = source.runner  # type: ignore[assignment]
+        run: MapRun = source.runner  # type: ignore[assignment]
         try:
             item = next(run.items)
         except StopIteration:
@@ -1128,7 +927,7 @@ class Scheduler:
         self._start_workers()  # the source stays in the queue: another worker may take more
         index = len(run.results)
         run.results.append(None)
-        task = _MapItem(run, index, item, self._now())
+        task = MapItem(run, index, item, self._now())
         run.live.add(task)
         self._decider.admit(task, task._created)  # type: ignore[arg-type]
         return task
@@ -1138,13 +937,13 @@ class Scheduler:
 
         It skips what a plain call does not need: no record, id, status event or timestamp
         per item (nobody subscribes: checked before each item), no timeout, retry, pool or
-        context (``_MapRun.fast``). Items are still taken only as they start, counted in
+        context (``MapRun.fast``). Items are still taken only as they start, counted in
         ``stats()`` (running, then completed/failed/cancelled), and the source stays in the
         queue so other workers run its items too; the worker goes back to the queue as soon
         as something more urgent is ready. An item that raises fails the call as any
         failure does. Returns whether ``scope`` was cancelled (the call was abandoned).
         """
-        run: _MapRun = source.runner  # type: ignore[assignment]
+        run: MapRun = source.runner  # type: ignore[assignment]
         decider = self._decider
         counts = decider.counts
         by_status = counts.by_status
@@ -1179,7 +978,7 @@ class Scheduler:
                 except BaseException as exc:
                     run.running -= 1
                     by_status[_RUNNING] -= 1
-                    cancelled, rest = _split(exc, trio.Cancelled)
+                    cancelled, rest = split(exc, trio.Cancelled)
                     if cancelled is not None:
                         by_status[_CANCELLED] += 1
                         if scope.cancel_called:
@@ -1208,7 +1007,7 @@ class Scheduler:
                 run.done.set()
         return scope.cancel_called
 
-    def _item_ended(self, task: _MapItem) -> None:
+    def _item_ended(self, task: MapItem) -> None:
         run = task._run
         run.live.discard(task)
         if task.status is _COMPLETED:
@@ -1219,7 +1018,7 @@ class Scheduler:
         if run.finished():
             run.done.set()
 
-    def _abandon(self, run: _MapRun) -> None:
+    def _abandon(self, run: MapRun) -> None:
         """Stop a ``map()``: take no more items, cancel those still running or waiting."""
         run.source.exhausted = True
         for task in list(run.live):
@@ -1246,50 +1045,6 @@ class Scheduler:
 
     def _to_datetime(self, at: float) -> datetime:
         return self._wall_origin + timedelta(seconds=at - self._started)
-
-
-def _check_process_call(fn: Callable[..., Any], process: object, is_async: bool) -> None:
-    """Refuse at submit what cannot run in a worker process."""
-    if type(process) is not bool:
-        raise TypeError(f"process must be a bool, got {process!r}")
-    if is_async:
-        raise TypeError(f"process=True runs a plain function in a worker process; {fn!r} is async")
-    try:
-        pickle.dumps(fn)
-    except Exception as exc:
-        raise TypeError(
-            f"process=True needs a function a worker process can import (a module-level "
-            f"function, not a lambda or a local one): {fn!r} cannot be pickled ({exc})"
-        ) from None
-    try:
-        import trio_parallel  # noqa: F401
-    except ImportError:
-        raise ImportError(
-            "process=True needs trio-parallel: pip install 'trioflow[process]'"
-        ) from None
-
-
-async def _run_in_process(call: Callable[[], T]) -> T:
-    """Run ``call`` in a worker process. Cancelling (a timeout, ``cancel()``) kills the
-    process: a CPU-bound function cannot be interrupted any other way."""
-    import trio_parallel
-
-    result: T = await trio_parallel.run_sync(call, kill_on_cancel=True)
-    return result
-
-
-def _split(
-    error: BaseException | None, kind: type[BaseException] | tuple[type[BaseException], ...]
-) -> tuple[BaseException | None, BaseException | None]:
-    """``(the part of error that is kind, the rest)``; either may be None. A group is split
-    leaf by leaf, keeping its structure on both sides, as ``BaseExceptionGroup.split``."""
-    if error is None:
-        return None, None
-    if isinstance(error, kind):
-        return error, None
-    if isinstance(error, BaseExceptionGroup):
-        return error.split(kind)
-    return None, error
 
 
 @asynccontextmanager
