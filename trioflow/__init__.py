@@ -18,6 +18,7 @@ from ._errors import (
     TrioflowError as TrioflowError,
     UnknownAgentError as UnknownAgentError,
     UnknownDependencyError as UnknownDependencyError,
+    UnknownTaskError as UnknownTaskError,
 )
 from ._public import publish as _publish
 from ._retry import RetryPolicy as RetryPolicy

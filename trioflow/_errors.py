@@ -86,6 +86,15 @@ class TaskFailed(TrioflowError):
         self.__cause__ = error
 
 
+class UnknownTaskError(TrioflowError, LookupError):
+    """``coord.result(task_id)`` was asked for a task id that neither the coordinator nor
+    its transport knows."""
+
+    def __init__(self, task_id: Hashable) -> None:
+        super().__init__(f"no task with id {task_id!r} is known")
+        self.task_id = task_id
+
+
 class NoCapableAgentError(TrioflowError, LookupError):
     """No registered agent has the capability a task needs."""
 

@@ -11,6 +11,7 @@ from .._errors import (
     TaskFailed as TaskFailed,
     TaskRejected as TaskRejected,
     UnknownAgentError as UnknownAgentError,
+    UnknownTaskError as UnknownTaskError,
 )
 from .._public import publish as _publish
 from ._agent import Agent as Agent

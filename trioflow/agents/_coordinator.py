@@ -33,6 +33,7 @@ import logging
 import math
 import random
 import threading
+import weakref
 from collections.abc import AsyncIterator, Hashable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final, final
@@ -43,11 +44,13 @@ from .._errors import (
     AgentGone,
     AgentUnavailableError,
     DelegationDeadlock,
+    DuplicateTaskError,
     NoCapableAgentError,
     SchedulerClosedError,
     TaskFailed,
     TaskRejected,
     UnknownAgentError,
+    UnknownTaskError,
 )
 from .._events import EventFanout
 from .._owner import open_owner
@@ -76,6 +79,7 @@ from .transport._protocol import (
     Transport,
     WorkItem,
 )
+from .transport._store import TaskStore
 
 __all__ = ["AssignmentHandle", "Coordinator", "open_coordinator"]
 
@@ -110,7 +114,7 @@ SUBMIT_CHECKPOINT_EVERY: Final = 1024
 class AssignmentHandle:
     """One task submitted to a coordinator: its status, outcome and ``wait()``."""
 
-    __slots__ = ("_coordinator", "_done", "_record")
+    __slots__ = ("__weakref__", "_coordinator", "_done", "_record")
 
     def __init__(self, coordinator: Coordinator, record: TaskRecord) -> None:
         self._coordinator = coordinator
@@ -121,8 +125,9 @@ class AssignmentHandle:
         return f"<AssignmentHandle {self.id} {self.status.value}>"
 
     @property
-    def id(self) -> int:
-        return self._record.key
+    def id(self) -> Hashable:
+        """The task's id: the one given to ``submit(task, id=...)``, or one made for it."""
+        return self._record.id
 
     @property
     def task(self) -> Mapping[str, Any]:
@@ -193,7 +198,7 @@ class AssignmentHandle:
 def _failure(record: TaskRecord) -> TaskFailed:
     """The :class:`TaskFailed` that a task which did not complete stands for."""
     errors = record.errors
-    return TaskFailed(record.key, record.status, errors[-1] if errors else None, errors)
+    return TaskFailed(record.id, record.status, errors[-1] if errors else None, errors)
 
 
 @final
@@ -230,11 +235,17 @@ class Coordinator:
         self._dispatch = Dispatcher(retry, random=random.Random().random)
         self._transport = transport
         self._check_wire = transport.check_task
+        #: The transport's task store, if it keeps tasks outside this process (Redis).
+        self._store: TaskStore | None = transport if isinstance(transport, TaskStore) else None
+        # Finished tasks submitted alone, by id, while their handles live: coord.result().
+        self._finished_handles: weakref.WeakValueDictionary[Hashable, AssignmentHandle] = (
+            weakref.WeakValueDictionary()
+        )
         self._now = trio.lowlevel.current_clock().current_time
         self._thread = threading.get_ident()
-        # The unfinished tasks: those submitted alone by key (their ``owner`` is their
+        # The unfinished tasks: those submitted alone by id (their ``owner`` is their
         # handle), those of a run_all in its batch (their ``owner``); and how many in all.
-        self._active: dict[int, TaskRecord] = {}
+        self._active: dict[Hashable, TaskRecord] = {}
         self._batches: set[_Batch] = set()
         self._unfinished = 0
         self._events: EventFanout[CoordinatorEvent] = EventFanout()
@@ -279,6 +290,10 @@ class Coordinator:
             result_and_next=self._on_result_and_next,
         )
         await self._transport.start(inbound, self._nursery, self._settings)
+        if self._store is not None:
+            # Tasks an earlier coordinator of the store accepted and did not finish.
+            for task_id, task in await self._store.recover():
+                self._submit(task, None, task_id=task_id, adopt=True)
 
     # -- public -------------------------------------------------------------------------------
 
@@ -307,7 +322,7 @@ class Coordinator:
 
     def _running(self, agent_id: Hashable, now: float) -> tuple[RunningTask, ...]:
         return tuple(
-            RunningTask(task.key, task.attempts, task.assigned_at, now - task.assigned_at)
+            RunningTask(task.id, task.attempts, task.assigned_at, now - task.assigned_at)
             for task in self._dispatch.running(agent_id)
         )
 
@@ -337,18 +352,50 @@ class Coordinator:
         """
         await self._supervisor.disconnect(agent)
 
-    def submit(self, task: Mapping[str, Any]) -> AssignmentHandle:
+    def submit(
+        self,
+        task: Mapping[str, Any],
+        *,
+        id: Hashable = None,  # noqa: A002 - the name section 6 of the spec gives it
+    ) -> AssignmentHandle:
         """Queue ``task`` (a mapping whose ``"type"`` is the capability it needs) for a
         capable agent; never blocks.
+
+        ``id`` names the task (``AssignmentHandle.id``; ``coord.result(id)``); one is made
+        when it is ``None``. With a transport that keeps tasks (Redis), the id is how a
+        restarted coordinator's caller finds the task's result again.
 
         Raises:
             TypeError: ``task`` is not a mapping (or the transport cannot carry it).
             ValueError: it has no ``"type"``.
+            DuplicateTaskError: ``id`` is the id of an unfinished task.
             NoCapableAgentError: no registered agent has that capability.
             SchedulerClosedError: the coordinator has finished.
             RuntimeError: called from another thread than the coordinator's.
         """
-        return self._submit(task, None)
+        return self._submit(task, None, task_id=id)
+
+    async def result(self, task_id: Hashable) -> Any:
+        """Wait for the task ``task_id`` to end and return its result: a task of this
+        coordinator, or, with a transport that keeps tasks (Redis), one that an earlier
+        coordinator of the namespace accepted.
+
+        Raises:
+            TaskFailed: the task failed, timed out or was cancelled.
+            UnknownTaskError: no such task is known here (nor to the transport).
+        """
+        record = self._active.get(task_id)
+        handle = record.owner if record is not None else self._finished_handles.get(task_id)
+        if isinstance(handle, AssignmentHandle):
+            return await handle.wait()
+        stored = None if self._store is None else await self._store.lookup(task_id)
+        if stored is None or not stored.status.is_terminal:
+            await trio.lowlevel.checkpoint()
+            raise UnknownTaskError(task_id)
+        if stored.status is _COMPLETED:
+            return stored.result
+        errors = () if stored.error is None else (stored.error,)
+        raise TaskFailed(task_id, stored.status, stored.error, errors)
 
     async def run_all(
         self, tasks: Iterable[Mapping[str, Any]], *, return_exceptions: bool = False
@@ -401,6 +448,11 @@ class Coordinator:
                 chunk, outcome = self._dispatch.submit_many(
                     capabilities[start:end], payloads[start:end], batch, now=now
                 )
+                store = self._store
+                if store is not None:
+                    for record in chunk:
+                        record.id = store.new_task_id(record.key)
+                        store.submitted(record.id, record.payload)
                 records += chunk
                 self._submitted += len(chunk)
                 self._unfinished += len(chunk)
@@ -498,19 +550,37 @@ class Coordinator:
         return capability
 
     def _submit(
-        self, task: Mapping[str, Any], excluded: Hashable, waiter: int = 0
+        self,
+        task: Mapping[str, Any],
+        excluded: Hashable,
+        waiter: int = 0,
+        *,
+        task_id: Hashable = None,
+        adopt: bool = False,
     ) -> AssignmentHandle:
-        capability = self._check_task(task)
+        if adopt:
+            capability: Hashable = task["type"]
+        else:
+            capability = self._check_task(task)
+        if task_id is not None and task_id in self._active:
+            raise DuplicateTaskError(task_id)
         record, outcome = self._dispatch.submit(
-            capability, task, excluded, now=self._now(), waiter=waiter
+            capability, task, excluded, now=self._now(), waiter=waiter, adopt=adopt
         )
         handle = record.owner = AssignmentHandle(self, record)
-        self._active[record.key] = record
+        store = self._store
+        if task_id is not None:
+            record.id = task_id
+        elif store is not None:
+            record.id = store.new_task_id(record.key)
+        if store is not None and not adopt:
+            store.submitted(record.id, task)
+        self._active[record.id] = record
         self._submitted += 1
         self._unfinished += 1
         if record.status is _QUEUED:
             if self._listening:
-                self._publish(_TASK_QUEUED, task_id=record.key)
+                self._publish(_TASK_QUEUED, task_id=record.id)
             if self._draining and self._dispatch.is_stranded(record):
                 self._fail_stranded()  # a request made while the coordinator drains
         self._apply(outcome)
@@ -527,11 +597,11 @@ class Coordinator:
                 record = assignment.task
                 deliver(
                     assignment.agent_id,
-                    WorkItem(assignment.token, assignment.attempt, record.payload),
+                    WorkItem(assignment.token, assignment.attempt, record.payload, record.id),
                 )
                 if self._listening:
                     self._publish(
-                        _TASK_ASSIGNED, assignment.agent_id, record.key, assignment.attempt
+                        _TASK_ASSIGNED, assignment.agent_id, record.id, assignment.attempt
                     )
         if outcome.delayed is not None:
             self._delay(outcome.delayed)
@@ -545,16 +615,14 @@ class Coordinator:
         event = self._event
         for record in records:
             if record.status is _QUEUED:
-                event(_TASK_QUEUED, now, None, record.key, 0, None)
+                event(_TASK_QUEUED, now, None, record.id, 0, None)
             else:
                 assignment = next(assignments)
                 deliver(
                     assignment.agent_id,
-                    WorkItem(assignment.token, assignment.attempt, record.payload),
+                    WorkItem(assignment.token, assignment.attempt, record.payload, record.id),
                 )
-                event(
-                    _TASK_ASSIGNED, now, assignment.agent_id, record.key, assignment.attempt, None
-                )
+                event(_TASK_ASSIGNED, now, assignment.agent_id, record.id, assignment.attempt, None)
 
     def _finished(self, record: TaskRecord, now: float | None = None) -> None:
         owner = record.owner
@@ -564,7 +632,9 @@ class Coordinator:
                 self._batches.discard(owner)
                 owner.event.set()
         else:
-            del self._active[record.key]
+            del self._active[record.id]
+            if record.id is not record.key:  # named: coord.result(id) may look for it
+                self._finished_handles[record.id] = owner
             if owner._done is not None:
                 owner._done.set()
         self._unfinished -= 1
@@ -581,10 +651,12 @@ class Coordinator:
         else:
             self._cancelled += 1
             kind = _TASK_CANCELLED
+        if status is not _COMPLETED and self._store is not None:
+            self._store.finished(record.id, status, record.errors[-1] if record.errors else None)
         if self._listening:
             error = record.errors[-1] if record.errors and status is not _COMPLETED else None
             at = self._now() if now is None else now
-            self._event(kind, at, record.agent_id, record.key, record.attempts, error)
+            self._event(kind, at, record.agent_id, record.id, record.attempts, error)
         if self._draining and not self._unfinished:
             self._all_done.set()
 
@@ -634,7 +706,7 @@ class Coordinator:
             heapq.heappush(self._delayed, (due, record.key, record))
             if self._listening:
                 error = record.errors[-1] if record.errors else None
-                self._publish(_TASK_WAITING, None, record.key, record.attempts, error)
+                self._publish(_TASK_WAITING, None, record.id, record.attempts, error)
         if not self._timer_started:
             self._timer_started = True
             self._nursery.start_soon(self._retry_timer)
@@ -683,7 +755,7 @@ class Coordinator:
                     still.add(token)
                     logger.warning(
                         "task %r (attempt %d) has run on agent %r for %.1f s; it may be hung%s",
-                        task.key,
+                        task.id,
                         task.attempts,
                         agent.id,
                         now - task.assigned_at,
@@ -729,8 +801,8 @@ class Coordinator:
         if after is None:
             return None
         if self._listening:
-            self._event(_TASK_ASSIGNED, now, agent_id, after.key, after.attempts, None)
-        return _new_tuple(WorkItem, (after.token, after.attempts, after.payload))
+            self._event(_TASK_ASSIGNED, now, agent_id, after.id, after.attempts, None)
+        return _new_tuple(WorkItem, (after.token, after.attempts, after.payload, after.id))
 
     def _on_failure(self, agent_id: Hashable, token: int, error: BaseException) -> None:
         self._attempt_failed(agent_id, token, error, timed_out=False)
@@ -749,7 +821,7 @@ class Coordinator:
         if not outcome.accepted:
             self._stale_report(agent_id)
         elif task is not None and self._listening:
-            self._publish(_ATTEMPT_FAILED, agent_id, task.key, outcome.attempt, error)
+            self._publish(_ATTEMPT_FAILED, agent_id, task.id, outcome.attempt, error)
         self._apply(outcome)
         if task is not None and task.excluded is not None and task.status is _QUEUED:
             self._fail_deadlocked(task)  # a delegated task's retry waits: it may never run
@@ -831,7 +903,7 @@ class Coordinator:
         self,
         kind: EventKind,
         agent_id: Hashable = None,
-        task_id: int | None = None,
+        task_id: Hashable = None,
         attempt: int = 0,
         error: BaseException | None = None,
     ) -> None:
@@ -842,7 +914,7 @@ class Coordinator:
         kind: EventKind,
         at: float,
         agent_id: Hashable,
-        task_id: int | None,
+        task_id: Hashable,
         attempt: int,
         error: BaseException | None,
     ) -> None:
@@ -872,6 +944,8 @@ class Coordinator:
         self._fail_stranded()
         if self._unfinished:
             await self._all_done.wait()
+        if self._store is not None:
+            await self._store.flush()  # what it was told is written before it stops
         self._nursery.cancel_scope.cancel()
 
     def _close(self, error: BaseException | None) -> None:

@@ -138,6 +138,7 @@ class TaskRecord:
         "errors",
         "excluded",
         "failed_agents",
+        "id",
         "key",
         "owner",
         "payload",
@@ -157,6 +158,8 @@ class TaskRecord:
         owner: Any = None,
     ) -> None:
         self.key = key
+        #: The public id (``AssignmentHandle.id``): ``key`` unless the coordinator names it.
+        self.id: Hashable = key
         self.capability = capability
         self.payload = payload
         #: An agent that must not take it (the requester of a delegated task).
@@ -371,15 +374,22 @@ class Dispatcher:
         *,
         now: float = 0.0,
         waiter: int = 0,
+        adopt: bool = False,
     ) -> tuple[TaskRecord, Outcome]:
         """Add a task: assigned at once when an agent is free, else queued.
 
+        ``adopt``: a task an earlier coordinator accepted (found in a transport's store after
+        a restart): it is queued even when no agent with its capability has registered yet,
+        since the agents of the earlier coordinator register again once they see the new one.
+
         Raises:
             NoCapableAgentError: no registered agent (online or not) has ``capability``,
-                other than ``excluded``.
+                other than ``excluded`` (not raised when adopting).
         """
         capable = self._capable.get(capability)
-        if not capable or (excluded is not None and all(agent.id == excluded for agent in capable)):
+        if not adopt and (
+            not capable or (excluded is not None and all(agent.id == excluded for agent in capable))
+        ):
             raise NoCapableAgentError(capability)
         task = TaskRecord(next(self._keys), capability, payload, excluded=excluded, owner=owner)
         outcome = Outcome()

@@ -84,7 +84,7 @@ class RunningTask:
     """An attempt in progress on an agent: which task, which attempt, since when
     (``trio.current_time()`` when it went out) and for how long so far."""
 
-    task_id: int
+    task_id: Hashable
     attempt: int
     started: float
     running_for: float
@@ -185,6 +185,6 @@ class CoordinatorEvent(NamedTuple):
     kind: EventKind
     at: float
     agent_id: Hashable = None
-    task_id: int | None = None
+    task_id: Hashable = None
     attempt: int = 0
     error: BaseException | None = None

@@ -50,12 +50,14 @@ __all__ = [
 
 
 class WorkItem(NamedTuple):
-    """One assignment as the agent sees it; reports quote ``token``. (A named tuple: frozen,
-    and cheap to make once per attempt.)"""
+    """One assignment as the agent sees it; reports quote ``token``. ``task_id`` is the
+    task's id (a transport that keeps tasks elsewhere files the assignment under it). (A
+    named tuple: frozen, and cheap to make once per attempt.)"""
 
     token: int
     attempt: int
     task: Mapping[str, Any]
+    task_id: Hashable = None
 
 
 @attrs.frozen
