@@ -38,8 +38,10 @@ from ._records import (
 from ._supervision import RestartPolicy as RestartPolicy
 from .transport import (
     InMemoryTransport as InMemoryTransport,
+    RedisTransport as RedisTransport,
     Transport as Transport,
     WorkItem as WorkItem,
+    serve_agents as serve_agents,
 )
 
 # The seed chapter's name for the base class.
