@@ -3,6 +3,12 @@
     trioflow demo                      (both of the chapter's scenarios)
     trioflow demo scheduler [--tasks N] [--workers N] [--fail-rate F]
     trioflow demo agents [--tasks N] [--agents N] [--hang-agent | --no-hang-agent] [--crash-agent]
+    trioflow demo machines --redis URL [--tasks N] [--namespace NS]
+    trioflow worker --redis URL --agent module:Class [--agent ...] [--id ID] [--concurrency N]
+                    [--namespace NS]
+
+``trioflow worker`` (it needs the ``trioflow[redis]`` extra) serves agents to the coordinator
+of a namespace until SIGINT or SIGTERM, then hands back its unfinished work and exits 0.
 
 Both demos also take ``--plain``, ``--slow-after SECONDS`` and ``--seed N``.
 
@@ -139,6 +145,43 @@ def _parser() -> argparse.ArgumentParser:
     agents.add_argument(
         "--crash-agent", action="store_true", help="make one calculator agent's own loop crash"
     )
+
+    machines = which.add_parser(
+        "machines",
+        parents=[view],
+        help="agents in two worker processes over Redis; one is killed mid-task",
+    )
+    machines.add_argument("--redis", required=True, metavar="URL", help="redis://host:port")
+    machines.add_argument("--tasks", type=_positive_int, default=8, help="search tasks (8)")
+    machines.add_argument("--namespace", help="Redis key prefix (default: a fresh one per run)")
+
+    worker = commands.add_parser(
+        "worker",
+        help="serve agents to a coordinator through Redis (needs trioflow[redis])",
+        description="Serve agents to the coordinator of a namespace, through Redis, until "
+        "SIGINT or SIGTERM; then hand back the unfinished work and exit 0. The heartbeat "
+        "settings come from the coordinator.",
+    )
+    worker.add_argument("--redis", required=True, metavar="URL", help="redis://host:port/db")
+    worker.add_argument(
+        "--agent",
+        action="append",
+        required=True,
+        metavar="module:Class",
+        help="an Agent class, made as Class(ID); repeatable",
+    )
+    worker.add_argument(
+        "--id",
+        metavar="ID",
+        help="the agent's id (suffixed -1, -2... with several --agent); "
+        "default: the host and process id",
+    )
+    worker.add_argument(
+        "--concurrency", type=_positive_int, help="tasks each agent works on at once"
+    )
+    worker.add_argument(
+        "--namespace", default="trioflow", help="the coordinator's namespace (trioflow)"
+    )
     return parser
 
 
@@ -164,6 +207,8 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "worker":
+        return _worker(args)
 
     from . import _demo
 
@@ -177,6 +222,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             await _demo.scheduler_demo(monitor=monitor)
             print()
             await _demo.agents_demo(monitor=monitor)
+        elif args.which == "machines":
+            from ._machines import machines_demo
+
+            await machines_demo(
+                args.redis,
+                namespace=args.namespace,
+                tasks=args.tasks,
+                plain=monitor.plain,
+                slow_after=monitor.slow_after,
+            )
         elif args.which == "scheduler":
             await _demo.scheduler_demo(
                 tasks=args.tasks,
@@ -208,6 +263,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("trioflow: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
         raise
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """``trioflow worker``: 0 once stopped by SIGINT or SIGTERM, 1 on an error, 2 on bad
+    usage (or without the redis extra)."""
+    try:
+        import coredis  # noqa: F401
+    except ImportError:
+        print(
+            "trioflow worker: needs the redis extra: pip install 'trioflow[redis]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from ._machines import WorkerUsageError, load_agents, run_worker
+
+    try:
+        agents = load_agents(args.agent, args.id, args.concurrency)
+    except WorkerUsageError as error:
+        print(f"trioflow worker: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        trio.run(lambda: run_worker(args.redis, agents, namespace=args.namespace, write=say))
+    except Exception as error:  # refused registration, Redis unreachable...
+        say(f"trioflow worker: {type(error).__name__}: {error}")
+        return 1
     return EXIT_OK
 
 
