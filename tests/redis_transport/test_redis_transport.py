@@ -1,0 +1,332 @@
+"""RedisTransport against a real redis-server, with agents in real worker processes.
+
+Timing bounds here are generous (a loaded CI machine): they tell "detected within the
+heartbeat timeout" from "never", not fast from slow.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+import coredis
+import pytest
+import trio
+
+from trioflow import TaskFailed, UnknownTaskError
+from trioflow._machines import wait_online
+from trioflow.agents import (
+    Agent,
+    AgentCapability,
+    AgentGone,
+    AssignmentStatus,
+    Coordinator,
+    EventKind,
+    RedisTransport,
+    open_coordinator,
+    serve_agents,
+)
+
+from ._server import redis_server
+from ._workers import worker_process
+
+# coredis 6.9 leaves the anyio memory streams of a connection unclosed when the connection is
+# dropped under it (the server killed, or a client torn down by a cancel); they warn when
+# collected. Not trioflow's streams: these tests kill servers and cancel clients on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:Unclosed <MemoryObject:ResourceWarning")
+
+EXAMPLES = "trioflow.agents.examples"
+SLEEPER = "redis_transport.agents:Sleeper"
+FAST = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0}
+
+
+def sleep_task(n: int, seconds: float) -> dict[str, Any]:
+    return {"type": "sleep", "n": n, "seconds": seconds}
+
+
+async def wait_status(coord: Coordinator, agent_id: str, online: bool) -> None:
+    events = coord.subscribe()
+    async with events:
+        while (coord.agents.get(agent_id) is not None) != True or (  # noqa: E712
+            (coord.agents[agent_id].status != "offline") != online
+        ):
+            await events.receive()
+
+
+async def test_the_seed_scenario_with_agents_in_two_worker_processes(
+    redis_url: str, ns: str
+) -> None:
+    """Section 3's example, its agents in two `trioflow worker` processes: they show in
+    coord.agents with their capabilities and heartbeats, the results come back in order,
+    and SIGTERM makes each worker leave and exit 0."""
+    searchers = [f"{EXAMPLES}:SearchAgent", f"{EXAMPLES}:SearchAgent"]
+    with trio.fail_after(60):
+        async with (
+            worker_process(redis_url, ns, searchers, "search") as search_worker,
+            worker_process(redis_url, ns, [f"{EXAMPLES}:CalculatorAgent"], "calc-1") as calc,
+            open_coordinator(
+                heartbeat_interval=0.5,
+                heartbeat_timeout=1.5,
+                transport=RedisTransport(redis_url, namespace=ns),
+            ) as coord,
+        ):
+            await wait_online(coord, 3)
+            agents = coord.agents
+            assert set(agents) == {"search-1", "search-2", "calc-1"}
+            assert agents["calc-1"].capabilities == {AgentCapability.CALCULATE}
+            assert agents["search-2"].capabilities == {AgentCapability.SEARCH}
+            assert {info.status for info in agents.values()} == {"idle"}
+            results = await coord.run_all(
+                [
+                    {"type": AgentCapability.SEARCH, "query": "trio"},
+                    {"type": AgentCapability.CALCULATE, "expression": "10 + 20"},
+                ]
+            )
+            assert results[0]["query"] == "trio" and results[0]["results"]
+            assert results[1] == {"expression": "10 + 20", "result": 30}
+            with pytest.raises(TypeError, match="not JSON serializable"):
+                coord.submit({"type": AgentCapability.SEARCH, "query": object()})
+            with pytest.raises(TypeError):
+                coord.submit({"type": AgentCapability.CALCULATE, "expression": float("nan")})
+            beat = coord.agents["calc-1"].last_heartbeat
+            await trio.sleep(1.2)
+            assert coord.agents["calc-1"].last_heartbeat > beat
+            for worker in (search_worker, calc):
+                worker.signal(signal.SIGTERM)
+            assert await search_worker.process.wait() == 0, search_worker.output()
+            assert await calc.process.wait() == 0, calc.output()
+            await wait_status(coord, "calc-1", online=False)
+            assert "handing back" in calc.output()
+    assert coord.stats().completed == 2
+
+
+async def test_a_sigkilled_worker_is_detected_and_its_task_finishes_on_another_once(
+    redis_url: str, ns: str
+) -> None:
+    """SIGKILL mid-task: the agent is offline within heartbeat_timeout (plus a tick), its
+    task is reassigned and completes exactly once, on the other worker."""
+    with trio.fail_after(60):
+        async with (
+            worker_process(redis_url, ns, [SLEEPER], "a") as a,
+            worker_process(redis_url, ns, [SLEEPER], "b") as b,
+            open_coordinator(**FAST, transport=RedisTransport(redis_url, namespace=ns)) as coord,
+        ):
+            workers = {"a": a, "b": b}
+            await wait_online(coord, 2)
+            events = coord.subscribe()
+            handle = coord.submit(sleep_task(1, 3.0), id="long")
+            victim = str(handle.agent_id)
+            survivor = "b" if victim == "a" else "a"
+            await trio.sleep(0.5)
+            killed_at = trio.current_time()
+            workers[victim].signal(signal.SIGKILL)
+            assert await handle.wait() == {"by": survivor, "n": 1}
+            offline = [
+                event
+                async for event in _until(events, EventKind.AGENT_OFFLINE)
+                if event.kind is EventKind.AGENT_OFFLINE
+            ]
+            assert offline[0].agent_id == victim
+            # Detected within the timeout after its last beat: from the kill, at most the
+            # timeout plus a poll; 2 s of slack for a loaded machine.
+            assert offline[0].at - killed_at < 1.0 + 2.0
+            assert handle.attempts == 2 and isinstance(handle.errors[0], AgentGone)
+            assert coord.agents[victim].status == "offline"
+        async with coredis.Redis.from_url(redis_url, decode_responses=True) as client:
+            stored = await client.hgetall(f"{ns}:task:long")
+            assert stored["state"] == "done" and survivor in stored["result"]
+            assert await client.zcard(f"{ns}:open") == 0
+    assert coord.stats().completed == 1
+
+
+async def _until(events: Any, kind: EventKind) -> Any:
+    """The events up to and including the first of ``kind``."""
+    async for event in events:
+        yield event
+        if event.kind is kind:
+            return
+
+
+async def test_a_hung_worker_loses_its_task_and_comes_back(redis_url: str, ns: str) -> None:
+    """SIGSTOP mid-task: the task is reassigned and completes once; on SIGCONT the worker
+    finds its lease gone, drops its attempt, registers again and takes new work."""
+    with trio.fail_after(60):
+        async with (
+            worker_process(redis_url, ns, [SLEEPER], "a") as a,
+            worker_process(redis_url, ns, [SLEEPER], "b") as b,
+            open_coordinator(**FAST, transport=RedisTransport(redis_url, namespace=ns)) as coord,
+        ):
+            workers = {"a": a, "b": b}
+            await wait_online(coord, 2)
+            handle = coord.submit(sleep_task(1, 2.0), id="hung")
+            victim = str(handle.agent_id)
+            await trio.sleep(0.3)
+            workers[victim].signal(signal.SIGSTOP)
+            result = await handle.wait()
+            assert result["by"] != victim and handle.attempts == 2
+            workers[victim].signal(signal.SIGCONT)
+            await wait_status(coord, victim, online=True)
+            more = await coord.run_all([sleep_task(n, 0.5) for n in range(2, 6)])
+            assert {r["by"] for r in more} == {"a", "b"}
+            await trio.sleep(2.5)  # anything the woken worker still had would report now
+            assert "lost its lease" in workers[victim].output() or (
+                "taken offline" in workers[victim].output()
+            )
+    stats = coord.stats()
+    assert stats.completed == 5 and stats.submitted == 5
+
+
+async def test_a_restarted_coordinator_finishes_the_unfinished_tasks(
+    redis_url: str, ns: str
+) -> None:
+    """A coordinator dies with tasks in flight; the next one on the namespace adopts them,
+    and coord.result(id) gives every result, also of tasks the first one finished."""
+    with trio.fail_after(60):
+        async with worker_process(redis_url, ns, [SLEEPER], "a"):
+            with trio.CancelScope() as crash:
+                async with open_coordinator(
+                    **FAST, transport=RedisTransport(redis_url, namespace=ns)
+                ) as first:
+                    await wait_online(first, 1)
+                    await first.submit(sleep_task(0, 0), id="early").wait()
+                    for n in range(1, 5):
+                        first.submit(sleep_task(n, 0.4), id=f"job-{n}")
+                    await trio.sleep(0.3)
+                    crash.cancel()  # dies: nothing more is written
+            async with open_coordinator(
+                **FAST, transport=RedisTransport(redis_url, namespace=ns)
+            ) as second:
+                results = [await second.result(f"job-{n}") for n in range(1, 5)]
+                assert results == [{"by": "a", "n": n} for n in range(1, 5)]
+                assert await second.result("early") == {"by": "a", "n": 0}
+                with pytest.raises(UnknownTaskError):
+                    await second.result("never")
+                # Adopted: those still open when it started (the first may have finished
+                # job-1 meanwhile: the worker completed it under the old epoch).
+                assert second.stats().submitted in (3, 4)
+
+
+async def test_a_redis_restart_with_aof_loses_nothing(ns: str, redis_server_bin: None) -> None:
+    """kill -9 of Redis mid-run, then a restart on the same data (appendonly yes): every
+    task completes exactly once and nothing is left open."""
+    with redis_server(aof=True) as server, trio.fail_after(90):
+        url = server.url
+        async with (
+            worker_process(url, ns, [SLEEPER], "a"),
+            worker_process(url, ns, [SLEEPER], "b"),
+            open_coordinator(
+                heartbeat_interval=0.5,
+                heartbeat_timeout=3.0,
+                transport=RedisTransport(url, namespace=ns),
+            ) as coord,
+        ):
+            await wait_online(coord, 2)
+            handles = [coord.submit(sleep_task(n, 0.2), id=f"t{n}") for n in range(16)]
+            await trio.sleep(0.7)
+            server.kill()
+            await trio.sleep(0.5)
+            server.start()
+            results = [await handle.wait() for handle in handles]
+            assert [r["n"] for r in results] == list(range(16))
+        async with coredis.Redis.from_url(url, decode_responses=True) as client:
+            assert await client.zcard(f"{ns}:open") == 0
+            states = [await client.hget(f"{ns}:task:t{n}", "state") for n in range(16)]
+            assert states == ["done"] * 16
+    stats = coord.stats()
+    assert stats.completed == 16 and stats.failed == 0
+
+
+async def test_garbage_on_the_wire_is_dead_lettered_with_the_reason(
+    redis_url: str, ns: str
+) -> None:
+    """Entries that do not decode, of unknown kinds or malformed, sent to the coordinator
+    and to an agent, go to the dead-letter stream with the reason; both carry on."""
+    with trio.fail_after(60):
+        async with (
+            coredis.Redis.from_url(redis_url, decode_responses=True) as client,
+            worker_process(redis_url, ns, [SLEEPER], "a"),
+            open_coordinator(**FAST, transport=RedisTransport(redis_url, namespace=ns)) as coord,
+        ):
+            await wait_online(coord, 1)
+            garbage = [
+                (f"{ns}:in", {"junk": "1"}),
+                (f"{ns}:in", {"k": "report", "a": "a", "tok": "1:1", "o": "done", "d": "{"}),
+                (f"{ns}:in", {"k": "register", "a": "z", "s": "1", "d": "not json"}),
+                (f"{ns}:in", {"k": "report", "a": "a", "tok": "garbage", "o": "done", "d": "1"}),
+                (f"{ns}:agent:a", {"k": "msg", "d": "{broken"}),
+                (f"{ns}:agent:a", {"k": "nonsense"}),
+            ]
+            for stream, fields in garbage:
+                await client.xadd(stream, fields)
+            assert await coord.submit(sleep_task(1, 0)).wait() == {"by": "a", "n": 1}
+            while await client.xlen(f"{ns}:dead") < len(garbage):  # noqa: ASYNC110 - polls Redis
+                await trio.sleep(0.05)
+            dead = await client.xrange(f"{ns}:dead")
+            reasons = sorted(dict(entry.field_values)["reason"] for entry in dead)
+            assert any(reason.startswith("unknown kind None") for reason in reasons)
+            assert any(reason.startswith("unknown kind 'nonsense'") for reason in reasons)
+            assert any("malformed report" in reason for reason in reasons)
+            assert any("malformed register" in reason for reason in reasons)
+            assert any("malformed msg" in reason for reason in reasons)
+            assert await coord.submit(sleep_task(2, 0)).wait() == {"by": "a", "n": 2}
+
+
+class Unencodable(Agent):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(agent_id, {"odd"})
+
+    async def process_task(self, task: Mapping[str, Any]) -> Any:
+        await trio.lowlevel.checkpoint()
+        return {"set": object()} if task.get("bad") else {"ok": task["n"]}
+
+
+async def test_a_result_that_cannot_cross_the_wire_fails_its_attempt(
+    redis_url: str, ns: str
+) -> None:
+    """serve_agents in this process: an unencodable result fails that attempt with a
+    TypeError that says so; the agent goes on working."""
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            worker = RedisTransport(redis_url, namespace=ns)
+
+            async def serve() -> None:
+                await serve_agents([Unencodable("u")], transport=worker)
+
+            nursery.start_soon(serve)
+            async with open_coordinator(
+                **FAST, retry=None, transport=RedisTransport(redis_url, namespace=ns)
+            ) as coord:
+                await wait_online(coord, 1)
+                bad = coord.submit({"type": "odd", "bad": True, "n": 1})
+                with pytest.raises(TaskFailed) as failed:
+                    await bad.wait()
+                assert isinstance(failed.value.error, TypeError)
+                assert "cannot cross the wire" in str(failed.value.error)
+                assert await coord.submit({"type": "odd", "n": 2}).wait() == {"ok": 2}
+            nursery.cancel_scope.cancel()
+
+
+async def test_sigterm_hands_back_unfinished_work_without_charging_an_attempt(
+    redis_url: str, ns: str
+) -> None:
+    """A worker stopped with SIGTERM mid-task exits 0; its task goes to another worker as
+    if it had never been started (attempts stays 1)."""
+    with trio.fail_after(60):
+        async with (
+            worker_process(redis_url, ns, [SLEEPER], "a") as a,
+            worker_process(redis_url, ns, [SLEEPER], "b") as b,
+            open_coordinator(**FAST, transport=RedisTransport(redis_url, namespace=ns)) as coord,
+        ):
+            workers = {"a": a, "b": b}
+            await wait_online(coord, 2)
+            handle = coord.submit(sleep_task(1, 2.0))
+            leaving = str(handle.agent_id)
+            await trio.sleep(0.5)
+            workers[leaving].signal(signal.SIGTERM)
+            assert await workers[leaving].process.wait() == 0, workers[leaving].output()
+            result = await handle.wait()
+            assert result["by"] != leaving
+            assert handle.attempts == 1 and handle.status is AssignmentStatus.COMPLETED
+            await wait_status(coord, leaving, online=False)
+    assert coord.stats().heartbeats_missed == 0
