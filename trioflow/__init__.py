@@ -9,6 +9,7 @@ from ._errors import (
     AgentGone as AgentGone,
     AgentUnavailableError as AgentUnavailableError,
     CycleError as CycleError,
+    DelegationDeadlock as DelegationDeadlock,
     DependencyFailed as DependencyFailed,
     DuplicateTaskError as DuplicateTaskError,
     NoCapableAgentError as NoCapableAgentError,
