@@ -34,8 +34,8 @@ PUBLIC_MODULES = [
 ]
 
 #: Known gaps in trioflow/agents, which others are reworking (and whose transports they are
-#: building) right now: they are reported rather than fixed here. Each is an xfail (strict): once fixed, the test
-#: says so and the entry goes.
+#: building) right now: they are reported rather than fixed here. Each is an xfail (strict):
+#: once fixed, the test says so and the entry goes.
 AGENTS_PRIVATE_MODULE = {
     ("trioflow.agents.examples", "CalculationError"),
     ("trioflow.agents.examples", "evaluate"),
