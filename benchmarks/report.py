@@ -222,6 +222,65 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def redis_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The goals of the issue on agents over Redis (``benchmarks/over_redis.py``), measured
+    in one run: throughput at 4 worker processes against the floor (plain coredis, same run)
+    and against streaq, growth with workers, failover within heartbeat timeout + interval.
+    """
+    out: list[dict[str, Any]] = []
+    figures = results.get("figures", [])
+
+    def median(contender: str, workers: int, key: str = "jobs_per_s") -> float | None:
+        for figure in figures:
+            if figure["contender"] == contender and figure["workers"] == workers:
+                values = figure.get(key) or []
+                return statistics.median(values) if values else None
+        return None
+
+    def add(goal: str, value: float | None, least: float | None = None, most: float | None = None,
+            target: str | None = None) -> None:  # fmt: skip
+        if value is None or (least is None and most is None):
+            met = None
+        else:
+            met = (least is None or value >= least) and (most is None or value <= most)
+        shown = target or (f">= {least}" if least is not None else f"<= {most}")
+        out.append({"goal": goal, "value": value, "target": shown, "met": met, "note": None})
+
+    top = max((f["workers"] for f in figures if f["contender"] == "trioflow"), default=None)
+    if top is None:
+        return out
+    ours, floor, peer = median("trioflow", top), median("floor", top), median("streaq", top)
+    add(f"jobs/s over Redis at {top} workers, trioflow / the floor", _ratio_values(ours, floor),
+        least=0.5)  # fmt: skip
+    add(f"jobs/s over Redis at {top} workers, trioflow / streaq", _ratio_values(ours, peer),
+        least=10)  # fmt: skip
+    one = median("trioflow", 1)
+    add(
+        f"jobs/s over Redis, {top} workers / 1 worker (grows with workers)",
+        _ratio_values(ours, one),
+        least=1.0,
+        target="> 1 (cores permitting)",
+    )
+    heartbeat = results.get("heartbeat", {"interval": 0.2, "timeout": 1.0})
+    bound = heartbeat["timeout"] + heartbeat["interval"]
+    for workers in sorted({f["workers"] for f in figures if f["contender"] == "failover"}):
+        add(
+            f"failover seconds, {workers} workers (bound: timeout + interval)",
+            median("failover", workers, "seconds"),
+            most=bound,
+        )
+    for workers in sorted({f["workers"] for f in figures if f["contender"] == "trioflow"}):
+        add(f"jobs/s: trioflow, {workers} worker(s)", median("trioflow", workers),
+            target="reported")  # fmt: skip
+        add(f"jobs/s: floor, {workers} worker(s)", median("floor", workers), target="reported")
+        add(f"jobs/s: streaq, {workers} worker(s)", median("streaq", workers), target="reported")
+    return out
+
+
+def _ratio_values(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
 def _fmt(value: float | None) -> str:
     if value is None:
         return "–"
