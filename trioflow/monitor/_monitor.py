@@ -287,7 +287,7 @@ async def open_monitor(
     console: Console | None = None,
     plain: bool | None = None,
     refresh_per_second: float = 4.0,
-    slow_after: float = 30.0,
+    slow_after: float = 60.0,
     title: str = "trioflow",
     stream: TextIO | None = None,
 ) -> AsyncIterator[Monitor]:

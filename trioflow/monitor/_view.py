@@ -85,7 +85,7 @@ class RunView:
         slow_after: seconds after which a running task is reported as slow.
     """
 
-    def __init__(self, started: float, recent_failures: int = 5, slow_after: float = 30.0) -> None:
+    def __init__(self, started: float, recent_failures: int = 5, slow_after: float = 60.0) -> None:
         self.started = started
         self.slow_after = slow_after
         self.last_at = started
