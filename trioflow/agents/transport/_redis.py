@@ -186,7 +186,9 @@ class RedisTransport:
         self._recovered: list[tuple[Hashable, Mapping[str, Any]]] = []
         self._requests: dict[str, trio.CancelScope] = {}
         self._served_requests: set[str] = set()
-        self._encoded: tuple[object, str] | None = None
+        # Tasks checked at submit and not yet submitted, by id: each is encoded once (a
+        # run_all checks all its tasks before it submits any).
+        self._encoded: dict[int, tuple[object, str]] = {}
         self._order = 0
 
     def __repr__(self) -> str:
@@ -260,7 +262,10 @@ class RedisTransport:
     def check_task(self, task: Mapping[str, Any]) -> None:
         """Raise ``TypeError`` if ``task`` does not encode (the encoding is kept for the
         submission that follows, so a task is encoded once)."""
-        self._encoded = (task, self.codec.encode(dict(task)))
+        encoded = self._encoded
+        if len(encoded) > 100_000:  # checked and never submitted (a run_all that failed)
+            encoded.clear()
+        encoded[id(task)] = (task, self.codec.encode(dict(task)))
 
     def attach(self, registration: AgentRegistration) -> AgentEndpoint:
         raise TypeError(
@@ -316,11 +321,8 @@ class RedisTransport:
         return f"{self._epoch}-{key}"
 
     def submitted(self, task_id: Hashable, task: Mapping[str, Any]) -> None:
-        encoded = self._encoded
-        data = encoded[1] if encoded is not None and encoded[0] is task else None
-        self._encoded = None
-        if data is None:
-            data = self.codec.encode(dict(task))
+        held = self._encoded.pop(id(task), None)
+        data = held[1] if held is not None and held[0] is task else self.codec.encode(dict(task))
         self._order += 1
         keys = self._require_keys()
         score = self._epoch * 2.0**32 + self._order

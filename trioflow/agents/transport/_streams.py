@@ -189,7 +189,10 @@ def _parse_streams(reply: Any) -> list[Entry]:
                 fields = {text(k): text(v) for k, v in raw.items()}
             else:
                 values = iter(raw)
-                fields = {text(k): text(v) for k, v in zip(values, values, strict=True)}
+                # Strings already (the clients here decode): the common case, kept cheap.
+                fields = dict(zip(values, values, strict=True))
+                if not all(type(key) is str for key in fields):
+                    fields = {text(k): text(v) for k, v in fields.items()}
             out.append(Entry(name, text(item[0]), fields))
     return out
 
@@ -541,10 +544,39 @@ class Report(IntEnum):
 Call = tuple[str, list[str], list[Any]]
 
 
+def batched(source: str) -> str:
+    """The script ``source`` made to run for many calls in one ``EVALSHA``: ``ARGV[1]`` and
+    ``ARGV[2]`` say how many keys and arguments one call takes, the calls' keys and
+    arguments follow one after the other, and it returns the list of their replies.
+
+    Why: coredis spends ~35 µs of Python on each command it sends (measured: 20,000
+    ``EVALSHA`` s in pipelines were 0.75 of the coordinator's 2.4 s of CPU for 10,000 tasks),
+    so one command per call capped a coordinator at ~3,000 tasks/s; one per batch does not."""
+    return (
+        "local function one(KEYS, ARGV)\n"
+        + source
+        + "\nend\n"
+        + """
+local nk, na = tonumber(ARGV[1]), tonumber(ARGV[2])
+local out = {}
+for i = 0, (#ARGV - 2) / na - 1 do
+  local k, a = {}, {}
+  for j = 1, nk do k[j] = KEYS[i * nk + j] end
+  for j = 1, na do a[j] = ARGV[2 + i * na + j] end
+  local reply = one(k, a)
+  if reply == nil then reply = false end
+  out[i + 1] = reply
+end
+return out
+"""
+    )
+
+
 @final
 class Scripts:
     """The Lua scripts, run in batches: one pipeline of ``EVALSHA`` per batch, the scripts
-    loaded once, and again after ``NOSCRIPT`` (a restarted Redis has none)."""
+    loaded once, and again after ``NOSCRIPT`` (a restarted Redis has none). The scripts
+    that run once per task also have a batched form (``"assign*"``, see :func:`batched`)."""
 
     SOURCES: Final = {
         "submit": SUBMIT_LUA,
@@ -554,6 +586,10 @@ class Scripts:
         "beat": BEAT_LUA,
         "release": RELEASE_LUA,
         "lock": LOCK_LUA,
+        "submit*": batched(SUBMIT_LUA),
+        "assign*": batched(ASSIGN_LUA),
+        "report*": batched(REPORT_LUA),
+        "finish*": batched(FINISH_LUA),
     }
 
     def __init__(self, client: coredis.Redis[Any]) -> None:
@@ -664,22 +700,49 @@ async def send_writes(
     """
     if not scripts.loaded:
         await scripts.load()
-    async with client.pipeline(transaction=False, raise_on_error=False) as pipe:
-        requests = []
-        for command, args, _ in batch:
-            if command == "xadd":
-                requests.append(pipe.xadd(args[0], args[1]))
-            elif command == "del":
-                requests.append(pipe.delete([args[0]]))
+    # Runs of calls of one script that has a batched form become one command each.
+    groups: list[tuple[str, list[Any], list[Any], int]] = []  # name, keys, args, calls
+    for command, args, _ in batch:
+        if command in _BATCHED:
+            keys, argv = args
+            last = groups[-1] if groups else None
+            if last is not None and last[0] == command and last[3]:
+                last[1].extend(keys)
+                last[2].extend(argv)
+                groups[-1] = (command, last[1], last[2], last[3] + 1)
             else:
-                keys, argv = args
-                requests.append(pipe.evalsha(scripts.sha(command), keys=keys, args=argv))
+                groups.append((command, list(keys), [len(keys), len(argv), *argv], 1))
+        else:
+            groups.append((command, [args], [], 0))
+    async with client.pipeline(transaction=False, raise_on_error=False) as pipe:
+        requests = [_request(pipe, scripts, group) for group in groups]
     replies = [await _reply(request) for request in requests]
-    for index, reply in enumerate(replies):
+    out: list[Any] = []
+    for group, reply in zip(groups, replies, strict=True):
         if isinstance(reply, NoScriptError):
             await scripts.load()
-            command, (keys, argv), _ = batch[index]
-            replies[index] = await client.evalsha(scripts.sha(command), keys=keys, args=argv)
+            reply = await _request(client, scripts, group)
         elif isinstance(reply, BaseException):
             raise reply
-    return replies
+        if group[3]:
+            out.extend(reply)
+        else:
+            out.append(reply)
+    return out
+
+
+_BATCHED: Final = frozenset({"submit", "assign", "report", "finish"})
+
+
+def _request(target: Any, scripts: Scripts, group: tuple[str, list[Any], list[Any], int]) -> Any:
+    """The command for one group of :func:`send_writes` on ``target`` (a pipeline or a
+    client)."""
+    command, keys, argv, calls = group
+    if calls:
+        return target.evalsha(scripts.sha(command + "*"), keys=keys, args=argv)
+    (args,) = keys
+    if command == "xadd":
+        return target.xadd(args[0], args[1])
+    if command == "del":
+        return target.delete([args[0]])
+    return target.evalsha(scripts.sha(command), keys=args[0], args=args[1])
