@@ -11,6 +11,8 @@ and every ratio is taken within the run (the median of per-repetition ratios). R
 whose optional library (anyio, aiometer, uvloop) is missing is skipped with a printed reason;
 ``--quick`` runs every other contender on every workload it can express, so that no
 benchmark code rots unseen, and writes to a temporary directory unless given ``--out``.
+The full suite ends with the benchmarks of agents over Redis (``benchmarks/over_redis.py``),
+on a private ``redis-server`` of its own, skipped with the reason when there is none.
 """
 
 from __future__ import annotations
@@ -527,6 +529,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {docs}")
     print()
     print(report.goals_table(results["goals"]))
+    if not args.quick:
+        # Agents over Redis (a private redis-server when one is installed; skipped, saying
+        # why, when there is none). Its quick form runs in the test suite, against a server.
+        from . import over_redis
+
+        print("\n== agents over Redis ==")
+        over_redis.main(["--out", str(out)])
     return 0
 
 

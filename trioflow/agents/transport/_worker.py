@@ -38,6 +38,7 @@ finished, so they go to other agents without counting as attempts, and gives up 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -291,6 +292,12 @@ class _Served:
         start over."""
         backoff = 1.0
         while True:
+            if self.session:
+                # Starting over in this process: give up the old session's lease first, or
+                # the new session would wait for it to lapse like a stranger's.
+                with contextlib.suppress(*_CONNECTION_ERRORS):
+                    lease = self.worker.keys.lease(self.id)
+                    await self.worker.scripts.run("release", [lease], [self.session])
             self.session = secrets.token_hex(6)
             await self._acquire_lease()
             self.attempts.clear()
