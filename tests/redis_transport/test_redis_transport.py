@@ -23,6 +23,8 @@ from trioflow.agents import (
     AssignmentStatus,
     Coordinator,
     EventKind,
+    Message,
+    MessageType,
     RedisTransport,
     open_coordinator,
     serve_agents,
@@ -330,3 +332,47 @@ async def test_sigterm_hands_back_unfinished_work_without_charging_an_attempt(
             assert handle.attempts == 1 and handle.status is AssignmentStatus.COMPLETED
             await wait_status(coord, leaving, online=False)
     assert coord.stats().heartbeats_missed == 0
+
+
+class Relay(Agent):
+    """Delegates ``{"type": "relay", "n": N}`` to a sleeper and keeps what it is sent."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(agent_id, {"relay"})
+        self.inbox: list[Any] = []
+        self.got = trio.Event()
+
+    async def process_task(self, task: Mapping[str, Any]) -> Any:
+        delegated = await self.request("sleep", {"n": task["n"], "seconds": 0})
+        await self.send_message(Message(MessageType.AGENT_STATUS, self.id, "relay-2", "hello"))
+        return {"via": self.id, "delegated": delegated}
+
+    async def on_message(self, message: Message) -> None:
+        self.inbox.append((message.sender, message.content))
+        self.got.set()
+
+
+async def test_requests_and_messages_between_remote_agents(redis_url: str, ns: str) -> None:
+    """request() delegates through the coordinator and returns the result to the asking
+    attempt; send_message() reaches the receiver's on_message, across processes."""
+    relays = [Relay("relay-1"), Relay("relay-2")]
+    with trio.fail_after(30):
+        async with (
+            worker_process(redis_url, ns, [SLEEPER], "s"),
+            trio.open_nursery() as nursery,
+        ):
+
+            async def serve() -> None:
+                await serve_agents(relays, transport=RedisTransport(redis_url, namespace=ns))
+
+            nursery.start_soon(serve)
+            async with open_coordinator(
+                **FAST, transport=RedisTransport(redis_url, namespace=ns)
+            ) as coord:
+                await wait_online(coord, 3)
+                handle = coord.submit({"type": "relay", "n": 7}, id="relayed")
+                result = await handle.wait()
+                assert result["delegated"] == {"by": "s", "n": 7}
+                await relays[1].got.wait()
+                assert relays[1].inbox == [(result["via"], "hello")]
+            nursery.cancel_scope.cancel()

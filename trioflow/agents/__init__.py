@@ -36,12 +36,12 @@ from ._records import (
     RunningTask as RunningTask,
 )
 from ._supervision import RestartPolicy as RestartPolicy
+from ._worker import RegistrationRefused as RegistrationRefused, serve_agents as serve_agents
 from .transport import (
     InMemoryTransport as InMemoryTransport,
     RedisTransport as RedisTransport,
     Transport as Transport,
     WorkItem as WorkItem,
-    serve_agents as serve_agents,
 )
 
 # The seed chapter's name for the base class.

@@ -3,7 +3,8 @@
 :class:`Transport` is the protocol a coordinator drives; :class:`InMemoryTransport` is the
 default, for agents in the coordinator's own trio run; :class:`RedisTransport` reaches agents in
 other processes and on other hosts (``pip install 'trioflow[redis]'``), which run with
-:func:`serve_agents`. The other names are what a transport implementation works with.
+:func:`trioflow.agents.serve_agents`. The other names are what a transport implementation
+works with.
 """
 
 from ..._public import publish as _publish
@@ -18,7 +19,7 @@ from ._protocol import (
     Transport as Transport,
     WorkItem as WorkItem,
 )
-from ._redis import RedisTransport as RedisTransport, serve_agents as serve_agents
+from ._redis import RedisTransport as RedisTransport
 from ._store import StoredOutcome as StoredOutcome, TaskStore as TaskStore
 
 _publish(globals(), "trioflow.agents.transport")

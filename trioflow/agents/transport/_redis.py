@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Final, final
 
 import trio
@@ -72,10 +72,9 @@ from ._store import StoredOutcome
 if TYPE_CHECKING:
     import coredis
 
-    from .._agent import Agent
     from ._streams import Entry, Keys, Scripts
 
-__all__ = ["RedisTransport", "serve_agents"]
+__all__ = ["RedisTransport"]
 
 logger = logging.getLogger("trioflow.agents.redis")
 
@@ -98,7 +97,8 @@ _FINAL_STATE: Final = {
 }
 
 
-def _import_redis() -> None:
+def import_redis() -> None:
+    """Raise a clear ``ImportError`` when coredis (the ``redis`` extra) is missing."""
     try:
         import coredis  # noqa: F401
     except ImportError:  # pragma: no cover - depends on the installation
@@ -194,6 +194,14 @@ class RedisTransport:
     def __repr__(self) -> str:
         return f"<RedisTransport {self.url!r} namespace={self.namespace!r}>"
 
+    def claim(self) -> None:
+        """Mark this instance as in use (by a coordinator or a worker).
+
+        Raises:
+            RuntimeError: it is in use already.
+        """
+        self._claim()
+
     def _claim(self) -> None:
         if self._used:
             raise RuntimeError("this RedisTransport is already in use")
@@ -211,7 +219,7 @@ class RedisTransport:
             RuntimeError: another coordinator holds the namespace.
             coredis.exceptions.ConnectionError: Redis cannot be reached.
         """
-        _import_redis()
+        import_redis()
         self._claim()
         self._inbound, self._settings, self._nursery = inbound, settings, nursery
         await nursery.start(self._run)
@@ -689,43 +697,8 @@ class RedisTransport:
                 found.append((task_id, task))
         return found
 
-    # == the worker's side ======================================================================
-
-    async def serve(self, agents: Iterable[Agent]) -> None:
-        """Run ``agents`` as a worker of this namespace until cancelled; see
-        :func:`serve_agents`."""
-        _import_redis()
-        from ._worker import serve
-
-        self._claim()
-        await serve(self.url, self.namespace, self.codec, list(agents))
-
 
 def _connection_errors() -> type[Exception]:
     import coredis.exceptions
 
     return coredis.exceptions.ConnectionError
-
-
-async def serve_agents(agents: Iterable[Agent], *, transport: RedisTransport) -> None:
-    """Run ``agents`` (:class:`~trioflow.agents.Agent` objects, written as for the
-    in-process coordinator) as a worker process of ``transport``'s namespace, until
-    cancelled.
-
-    Each agent registers itself with the namespace's coordinator (waiting for one to
-    start), beats, and works through its inbox. The heartbeat interval and timeout and the
-    task timeout are the coordinator's, read from Redis: a worker needs no timing settings,
-    and follows a restarted coordinator by itself. An agent whose worker cannot renew its
-    heartbeat for ``heartbeat_timeout`` cancels its own attempts (the coordinator has given
-    them to others). Cancelled (Ctrl-C, say), the worker hands back its unfinished work: the
-    agents leave, and what they had not finished goes to other agents without counting as
-    an attempt.
-
-    Raises:
-        TypeError: ``transport`` is not a :class:`RedisTransport`, or an agent is not an
-            :class:`~trioflow.agents.Agent` or its id is not a string.
-        ValueError: two agents have the same id, or there are none.
-    """
-    if not isinstance(transport, RedisTransport):
-        raise TypeError(f"serve_agents needs a RedisTransport, got {transport!r}")
-    await transport.serve(agents)

@@ -1,4 +1,4 @@
-"""The worker side of RedisTransport: agents of this process, served through Redis.
+"""serve_agents: the worker side of RedisTransport, agents of this process served through Redis.
 
 A worker runs each of its agents over an :class:`~trioflow.agents.transport.AgentEndpoint`
 exactly as the in-process coordinator would, so an agent class runs unchanged here. Per
@@ -43,18 +43,19 @@ import itertools
 import logging
 import math
 import secrets
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, Final, final
 
 import coredis
 import trio
 
-from ..._errors import TaskRejected
-from .._agent import Agent
-from .._messages import Message
-from ._codec import Codec, error_data, error_from, message_data, message_from
-from ._protocol import AgentEndpoint, AgentSettings, WorkItem
-from ._streams import (
+from .._errors import TaskRejected, TrioflowError
+from ._agent import Agent
+from ._messages import Message
+from .transport._codec import Codec, error_data, error_from, message_data, message_from
+from .transport._protocol import AgentEndpoint, AgentSettings, WorkItem
+from .transport._redis import RedisTransport
+from .transport._streams import (
     Entry,
     GroupReader,
     Keys,
@@ -65,7 +66,7 @@ from ._streams import (
     send_writes,
 )
 
-__all__ = ["RegistrationRefused", "serve"]
+__all__ = ["RegistrationRefused", "serve_agents"]
 
 logger = logging.getLogger("trioflow.agents.worker")
 
@@ -77,7 +78,7 @@ SHUTDOWN_TIMEOUT: Final = 5.0
 _CONNECTION_ERRORS: Final = (OSError, TimeoutError, coredis.exceptions.ConnectionError)
 
 
-class RegistrationRefused(Exception):
+class RegistrationRefused(TrioflowError):
     """The coordinator refused an agent's registration (an id that is online already with
     a different agent, or that came back with other capabilities)."""
 
@@ -595,8 +596,29 @@ class _Served:
         raise error_from(reply.get("error"))
 
 
-async def serve(url: str, namespace: str, codec: Codec, agents: list[Agent]) -> None:
-    """Run ``agents`` as a worker of ``namespace`` until cancelled (``serve_agents``)."""
+async def serve_agents(agents: Iterable[Agent], *, transport: RedisTransport) -> None:
+    """Run ``agents`` (:class:`~trioflow.agents.Agent` objects, written as for the
+    in-process coordinator) as a worker of ``transport``'s namespace, until cancelled.
+
+    Each agent registers itself with the namespace's coordinator (waiting for one to
+    start), beats, and works through its inbox. The heartbeat interval and timeout and the
+    task timeout are the coordinator's, read from Redis: a worker needs no timing settings,
+    and follows a restarted coordinator by itself. An agent whose worker cannot renew its
+    heartbeat for ``heartbeat_timeout`` cancels its own attempts (the coordinator has given
+    them to others). Cancelled (Ctrl-C, say), the worker hands back its unfinished work: the
+    agents leave, and what they had not finished goes to other agents without counting as
+    an attempt.
+
+    Raises:
+        TypeError: ``transport`` is not a :class:`~trioflow.agents.RedisTransport`, or an
+            agent is not an :class:`~trioflow.agents.Agent` or its id is not a string.
+        ValueError: two agents have the same id, or there are none.
+        RegistrationRefused: the coordinator refused an agent (its id is taken by an agent
+            with other capabilities, say).
+    """
+    if not isinstance(transport, RedisTransport):
+        raise TypeError(f"serve_agents needs a RedisTransport, got {transport!r}")
+    agents = list(agents)
     if not agents:
         raise ValueError("serve_agents needs at least one agent")
     ids: set[str] = set()
@@ -608,12 +630,14 @@ async def serve(url: str, namespace: str, codec: Codec, agents: list[Agent]) -> 
         if agent.id in ids:
             raise ValueError(f"two agents have the id {agent.id!r}")
         ids.add(agent.id)
+    transport.claim()
+    url, namespace = transport.url, transport.namespace
     keys = Keys(namespace)
     client: coredis.Redis[str] = coredis.Redis.from_url(
         url, decode_responses=True, client_name="trioflow-worker"
     )
     async with open_client(client):
-        worker = _Worker(url, keys, codec, client)
+        worker = _Worker(url, keys, transport.codec, client)
         await worker.wait_for_settings()
         logger.info(
             "serving %s on namespace %r (epoch %d)",
