@@ -35,8 +35,8 @@ class WorkerUsageError(Exception):
 
 def load_agents(specs: Sequence[str], agent_id: str | None, concurrency: int | None) -> list[Agent]:
     """One agent per ``module:Class`` spec, made as ``Class(id)``: ``agent_id`` (``--id``),
-    suffixed ``-1``, ``-2``... when there are several specs; without it, the class name,
-    the host and the process id.
+    or else the host name and process id, suffixed ``-1``, ``-2``... when there are several
+    specs.
 
     Raises:
         WorkerUsageError: a spec that is not ``module:Class``, a module that does not
@@ -58,8 +58,6 @@ def load_agents(specs: Sequence[str], agent_id: str | None, concurrency: int | N
         if not (isinstance(cls, type) and issubclass(cls, Agent)):
             raise WorkerUsageError(f"--agent {spec}: {class_name!r} is not an Agent class")
         name = base if len(specs) == 1 else f"{base}-{index}"
-        if agent_id is None and len(specs) > 1:
-            name = f"{class_name.lower()}-{base}"
         agent = cls(name)  # type: ignore[call-arg]  # an agent class takes its id alone
         if concurrency is not None:
             agent.concurrency = concurrency

@@ -376,3 +376,20 @@ async def test_requests_and_messages_between_remote_agents(redis_url: str, ns: s
                 await relays[1].got.wait()
                 assert relays[1].inbox == [(result["via"], "hello")]
             nursery.cancel_scope.cancel()
+
+
+def test_the_worker_command_names_its_agents() -> None:
+    """--id ID makes Class(ID); several --agent get -1, -2...; --concurrency applies."""
+    from trioflow._machines import WorkerUsageError, load_agents
+
+    (one,) = load_agents([SLEEPER], "solo", None)
+    assert one.id == "solo" and one.concurrency == 1
+    two = load_agents([SLEEPER, f"{EXAMPLES}:SearchAgent"], "w", 4)
+    assert [agent.id for agent in two] == ["w-1", "w-2"]
+    assert {agent.concurrency for agent in two} == {4}
+    unnamed = load_agents([SLEEPER, SLEEPER], None, None)
+    assert len({agent.id for agent in unnamed}) == 2
+    with pytest.raises(WorkerUsageError, match="module:Class"):
+        load_agents(["no-colon"], None, None)
+    with pytest.raises(WorkerUsageError, match="not an Agent class"):
+        load_agents(["trioflow:RetryPolicy"], None, None)
