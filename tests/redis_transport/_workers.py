@@ -42,10 +42,16 @@ def worker_command(url: str, namespace: str, agents: Sequence[str], agent_id: st
 
 @asynccontextmanager
 async def worker_process(
-    url: str, namespace: str, agents: Sequence[str], agent_id: str
+    url: str,
+    namespace: str,
+    agents: Sequence[str],
+    agent_id: str,
+    *,
+    path: Sequence[str] = (),
 ) -> AsyncIterator[Worker]:
-    """A ``trioflow worker`` process; SIGKILLed on the way out if it still runs."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)])}
+    """A ``trioflow worker`` process; SIGKILLed on the way out if it still runs. ``path``:
+    more directories its agent classes are imported from."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*path, str(ROOT), str(TESTS)])}
     fd, name = tempfile.mkstemp(prefix=f"trioflow-worker-{agent_id}-", suffix=".log")
     try:
         process = await trio.lowlevel.open_process(

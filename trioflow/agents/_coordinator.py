@@ -375,6 +375,27 @@ class Coordinator:
         """
         return self._submit(task, None, task_id=id)
 
+    async def run(self, task: Mapping[str, Any], *, id: Hashable = None) -> Any:  # noqa: A002
+        """Submit ``task``, wait for it and return its result; if this call is cancelled (a
+        timeout around it, or the scheduler task it runs in being cancelled), the task is
+        cancelled too, so no agent goes on working for nobody.
+
+        This is how a step of a scheduler pipeline hands its work to agents, local or on
+        other machines::
+
+            sched.submit(coord.run, {"type": "render", "page": n}, timeout=30, retry=2)
+
+        Raises:
+            TaskFailed: the task failed, timed out or was cancelled.
+            And whatever :meth:`submit` raises for a task it refuses.
+        """
+        handle = self._submit(task, None, task_id=id)
+        try:
+            return await handle.wait()
+        finally:
+            if not handle.done:  # the caller was cancelled: so is the work it asked for
+                handle.cancel()
+
     async def result(self, task_id: Hashable) -> Any:
         """Wait for the task ``task_id`` to end and return its result: a task of this
         coordinator, or, with a transport that keeps tasks (Redis), one that an earlier
