@@ -33,56 +33,10 @@ PUBLIC_MODULES = [
     "trioflow.agents.examples",
 ]
 
-#: Known gaps in trioflow/agents, which others are reworking (and whose transports they are
-#: building) right now: they are reported rather than fixed here. Each is an xfail (strict):
-#: once fixed, the test says so and the entry goes.
-AGENTS_PRIVATE_MODULE = {
-    ("trioflow.agents.examples", "CalculationError"),
-    ("trioflow.agents.examples", "evaluate"),
-}
-AGENTS_UNDOCUMENTED_MEMBERS = {
-    "AssignmentHandle": {
-        "id",
-        "task",
-        "capability",
-        "status",
-        "attempts",
-        "result",
-        "error",
-        "done",
-    },
-    "AssignmentStatus": {"is_terminal"},
-    "Coordinator": {"transport", "stats"},
-    "CoordinatorStats": {"to_dict"},
-    "InMemoryTransport": {
-        "start",
-        "attach",
-        "deliver_work",
-        "revoke",
-        "deliver_message",
-        "drain",
-        "detach",
-        "close",
-    },
-    "CoordinatorLink": {"report_result", "report_failure", "heartbeat", "send_message", "request"},
-    "RedisTransport": {
-        "attach",
-        "close",
-        "deliver_message",
-        "deliver_work",
-        "drain",
-        "finished",
-        "new_task_id",
-        "recover",
-        "revoke",
-        "submitted",
-    },
-    "Codec": {"decode", "encode"},
-    "JsonCodec": {"decode", "encode"},
-    "CalculatorAgent": {"process_task"},
-    "SearchAgent": {"process_task"},
-    "SummarizeAgent": {"process_task"},
-}
+#: Known gaps: none left. (Kept as the place to list one, with a strict xfail, if a public
+#: name must ship undocumented for a while.)
+AGENTS_PRIVATE_MODULE: set[tuple[str, str]] = set()
+AGENTS_UNDOCUMENTED_MEMBERS: dict[str, set[str]] = {}
 
 
 def public_names(module: ModuleType) -> list[str]:
@@ -208,7 +162,6 @@ def test_public_members_are_documented() -> None:
     assert not missing, sorted(missing)
 
 
-@pytest.mark.xfail(strict=True, reason="trioflow/agents is being reworked; reported, not fixed")
 def test_agents_members_are_documented() -> None:
     """The known gaps of trioflow/agents, listed above: a failure here is expected until
     they are documented."""

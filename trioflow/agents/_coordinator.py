@@ -131,14 +131,17 @@ class AssignmentHandle:
 
     @property
     def task(self) -> Mapping[str, Any]:
+        """The task as submitted (a mapping whose ``"type"`` is its capability)."""
         return self._record.payload
 
     @property
     def capability(self) -> Hashable:
+        """The capability the task needs (its ``"type"``)."""
         return self._record.capability
 
     @property
     def status(self) -> AssignmentStatus:
+        """Where the task stands: an :class:`AssignmentStatus`."""
         return self._record.status
 
     @property
@@ -148,14 +151,17 @@ class AssignmentHandle:
 
     @property
     def attempts(self) -> int:
+        """Attempts started, on any agent (one cut short by a lost agent included)."""
         return self._record.attempts
 
     @property
     def result(self) -> Any:
+        """The agent's result once the task has completed, else ``None``."""
         return self._record.result
 
     @property
     def error(self) -> BaseException | None:
+        """The last failed attempt's error, else ``None``."""
         errors = self._record.errors
         return errors[-1] if errors else None
 
@@ -166,6 +172,7 @@ class AssignmentHandle:
 
     @property
     def done(self) -> bool:
+        """Whether the task has ended (completed, failed, timed out or cancelled)."""
         return self._record.status.is_terminal
 
     async def wait(self) -> Any:
@@ -299,6 +306,7 @@ class Coordinator:
 
     @property
     def transport(self) -> Transport:
+        """How this coordinator reaches its agents (``open_coordinator(transport=...)``)."""
         return self._transport
 
     @property
@@ -508,6 +516,9 @@ class Coordinator:
         return results
 
     def stats(self) -> CoordinatorStats:
+        """Totals (submitted, queued, in flight, completed, failed, timed out, cancelled,
+        retries, reassignments, missed heartbeats, restarts) and a row per agent; a
+        snapshot, O(agents)."""
         dispatch = self._dispatch
         now = self._now()
         rows = {

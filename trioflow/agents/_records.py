@@ -47,6 +47,7 @@ class AssignmentStatus(Enum):
 
     @property
     def is_terminal(self) -> bool:
+        """Whether a task in this status has ended for good."""
         return self not in _LIVE
 
 
@@ -160,6 +161,7 @@ class CoordinatorStats:
         return self.completed + self.failed + self.timeout + self.cancelled
 
     def to_dict(self) -> dict[str, Any]:
+        """The totals and the agents' rows as plain dicts (for JSON, logs, a dashboard)."""
         counts = {
             field.name: getattr(self, field.name)
             for field in attrs.fields(CoordinatorStats)

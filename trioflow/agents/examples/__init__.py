@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import trio
 
 from ..._errors import TaskRejected
+from ..._public import publish
 from .._agent import Agent
 from .._messages import AgentCapability
 from ._arithmetic import (
@@ -76,6 +77,7 @@ class SearchAgent(Agent):
         self.latency = latency
 
     async def process_task(self, task: Mapping[str, Any]) -> dict[str, Any]:
+        """The corpus entries that match ``task["query"]``, best first."""
         query = _text(task, "query", MAX_QUERY_LENGTH)
         if self.latency:
             await trio.sleep(self.latency)
@@ -92,6 +94,7 @@ class CalculatorAgent(Agent):
         self.latency = latency
 
     async def process_task(self, task: Mapping[str, Any]) -> dict[str, Any]:
+        """The value of ``task["expression"]``, computed without ``eval``."""
         expression = _field(task, "expression", str)
         result = evaluate(expression)
         if self.latency:
@@ -108,9 +111,14 @@ class SummarizeAgent(Agent):
         super().__init__(agent_id, {AgentCapability.SUMMARIZE}, concurrency=concurrency)
 
     async def process_task(self, task: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``task["sentences"]`` (default 2) most representative sentences of
+        ``task["text"]``."""
         text = _text(task, "text", MAX_TEXT_LENGTH)
         sentences = task.get("sentences", 2)
         if type(sentences) is not int or sentences < 1:
             raise TaskRejected(f"'sentences' must be an int >= 1, got {sentences!r}")
         await trio.lowlevel.checkpoint()
         return {"summary": summarize(text, sentences)}
+
+
+publish(globals(), "trioflow.agents.examples")

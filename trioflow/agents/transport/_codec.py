@@ -21,6 +21,7 @@ from typing import Any, Final, Protocol, final, runtime_checkable
 
 from ..._errors import AgentGone, TaskRejected, TrioflowError
 from .._messages import AgentCapability, Message, MessageType
+from ._protocol import implements
 
 __all__ = [
     "Codec",
@@ -42,9 +43,11 @@ class Codec(Protocol):
     (a task is checked at submit), ``decode`` raises ``ValueError`` for garbage (the entry
     goes to the dead-letter stream)."""
 
-    def encode(self, value: Any) -> str: ...
+    def encode(self, value: Any) -> str:
+        """``value`` as text for the wire; ``TypeError`` if it cannot be carried."""
 
-    def decode(self, data: str) -> Any: ...
+    def decode(self, data: str) -> Any:
+        """The value that ``data`` encodes; ``ValueError`` if it is not a valid encoding."""
 
 
 _CAPABILITY: Final = "__capability__"
@@ -65,6 +68,7 @@ def _hook(obj: dict[str, Any]) -> Any:
 
 
 @final
+@implements(Codec)
 class JsonCodec:
     """Compact JSON, the default. ``AgentCapability`` members travel as themselves (a task's
     ``"type"`` must compare equal on both sides); sets become lists, tuples lists; ``NaN``

@@ -35,7 +35,9 @@ from ._protocol import (
     AgentSettings,
     Inbound,
     RequestCallable,
+    Transport,
     WorkItem,
+    implements,
 )
 
 __all__ = ["InMemoryTransport"]
@@ -110,6 +112,7 @@ class _Open:
 
 
 @final
+@implements(Transport)
 class InMemoryTransport:
     """Agents in the coordinator's own trio run, over memory channels (the default).
 

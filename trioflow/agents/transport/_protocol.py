@@ -31,7 +31,7 @@ Recovering the unfinished work of a previous coordinator is not part of this pro
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from typing import Any, NamedTuple, Protocol, final, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeVar, final, runtime_checkable
 
 import attrs
 import trio
@@ -79,6 +79,28 @@ class AgentSettings:
     task_timeout: float | None
 
 
+C = TypeVar("C", bound=type)
+
+
+def implements(*protocols: type) -> Callable[[C], C]:
+    """Class decorator: a method of the class that has no docstring of its own takes the
+    one of the same method in ``protocols``, so an implementation documents what it does
+    in one place (the protocol) and the API reference shows it on both."""
+
+    def decorate(cls: C) -> C:
+        for name, value in vars(cls).items():
+            if name.startswith("_") or not callable(value) or value.__doc__:
+                continue
+            for protocol in protocols:
+                doc = getattr(getattr(protocol, name, None), "__doc__", None)
+                if doc:
+                    value.__doc__ = doc
+                    break
+        return cls
+
+    return decorate
+
+
 class CoordinatorLink(Protocol):
     """What an agent can tell its coordinator. Reports quote the assignment's token.
 
@@ -89,9 +111,12 @@ class CoordinatorLink(Protocol):
     receive per task.
     """
 
-    def report_result(self, token: int, result: Any) -> None: ...
+    def report_result(self, token: int, result: Any) -> None:
+        """The attempt under ``token`` returned ``result``."""
 
-    def report_failure(self, token: int, error: BaseException) -> None: ...
+    def report_failure(self, token: int, error: BaseException) -> None:
+        """The attempt under ``token`` raised ``error`` (a ``TaskRejected``: the task is at
+        fault, so it fails at once)."""
 
     def report_timeout(self, token: int, error: TimeoutError) -> None:
         """The attempt overran the coordinator's ``task_timeout`` and was cancelled."""
@@ -99,11 +124,14 @@ class CoordinatorLink(Protocol):
     def hand_back(self, token: int) -> None:
         """An assignment not started (the agent is leaving) or revoked: no attempt counts."""
 
-    def heartbeat(self) -> None: ...
+    def heartbeat(self) -> None:
+        """The agent is alive (its ``heartbeat()`` returned)."""
 
-    async def send_message(self, message: Message) -> None: ...
+    async def send_message(self, message: Message) -> None:
+        """Route ``message`` to its receiver's ``on_message``."""
 
-    async def request(self, capability: Hashable, task: Mapping[str, Any]) -> Any: ...
+    async def request(self, capability: Hashable, task: Mapping[str, Any]) -> Any:
+        """Delegate ``task`` to another agent with ``capability``; return its result."""
 
 
 class RequestCallable(Protocol):

@@ -66,8 +66,16 @@ from ..._errors import AgentUnavailableError, SchedulerClosedError, TaskRejected
 from .._messages import Message
 from .._records import AssignmentStatus
 from ._codec import Codec, JsonCodec, error_data, error_from, message_data, message_from
-from ._protocol import AgentEndpoint, AgentRegistration, AgentSettings, Inbound, WorkItem
-from ._store import StoredOutcome
+from ._protocol import (
+    AgentEndpoint,
+    AgentRegistration,
+    AgentSettings,
+    Inbound,
+    Transport,
+    WorkItem,
+    implements,
+)
+from ._store import StoredOutcome, TaskStore
 
 if TYPE_CHECKING:
     import coredis
@@ -118,6 +126,7 @@ _Write = tuple[str, tuple[Any, ...], Callable[[Any], None] | None]
 
 
 @final
+@implements(Transport, TaskStore)
 class RedisTransport:
     """Agents in other processes and on other hosts, through one Redis server.
 
