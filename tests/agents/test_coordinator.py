@@ -1026,3 +1026,26 @@ async def test_capacity_lost_later_can_turn_a_wait_into_a_deadlock(
                 await handle.wait()
             assert trio.current_time() == 2.0  # spare's last beat at 0.5: offline at 2.0
     assert isinstance(root_cause(handle.error), DelegationDeadlock)
+
+
+async def test_an_attempt_that_blocks_past_task_timeout_times_out(
+    autojump_clock: MockClock,
+) -> None:
+    """Blocking code gives the deadline no checkpoint to be delivered at: the attempt ran
+    past its limit all the same, so it times out rather than completing."""
+    import time
+
+    class Blocker(Agent):
+        def __init__(self) -> None:
+            super().__init__("blocker", {"block"})
+
+        async def process_task(self, task: Any) -> Any:
+            time.sleep(0.05)  # noqa: ASYNC251 - blocking on purpose
+            return "too late"
+
+    autojump_clock.rate = 1.0  # virtual time follows real time through the blocking call
+    async with open_coordinator(task_timeout=0.01, retry=0) as coord:
+        await Blocker().connect(coord)
+        handle = coord.submit({"type": "block"})
+    assert handle.status is AssignmentStatus.TIMEOUT
+    assert isinstance(handle.error, TimeoutError) and handle.result is None

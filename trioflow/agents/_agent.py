@@ -233,7 +233,11 @@ class Agent:
                             else:
                                 with trio.move_on_after(timeout) as limit:
                                     result = await self.process_task(item.task)
-                                timed_out = limit.cancelled_caught
+                                # An attempt that overran its limit without a checkpoint to
+                                # deliver it (blocking code) timed out all the same.
+                                timed_out = (
+                                    limit.cancelled_caught or trio.current_time() >= limit.deadline
+                                )
                         except Exception as exc:
                             slot.token = 0
                             link.report_failure(token, exc)
