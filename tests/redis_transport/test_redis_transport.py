@@ -14,7 +14,7 @@ import coredis
 import pytest
 import trio
 
-from trioflow import TaskFailed, UnknownTaskError
+from trioflow import TaskFailed, UnknownAgentError, UnknownTaskError
 from trioflow._machines import wait_online
 from trioflow.agents import (
     Agent,
@@ -345,7 +345,11 @@ class Relay(Agent):
     async def process_task(self, task: Mapping[str, Any]) -> Any:
         delegated = await self.request("sleep", {"n": task["n"], "seconds": 0})
         await self.send_message(Message(MessageType.AGENT_STATUS, self.id, "relay-2", "hello"))
-        return {"via": self.id, "delegated": delegated}
+        try:
+            await self.send_message(Message(MessageType.AGENT_STATUS, self.id, "nobody", "?"))
+        except UnknownAgentError as exc:
+            refused = f"{type(exc).__name__}: {exc}"
+        return {"via": self.id, "delegated": delegated, "refused": refused}
 
     async def on_message(self, message: Message) -> None:
         self.inbox.append((message.sender, message.content))
@@ -354,7 +358,8 @@ class Relay(Agent):
 
 async def test_requests_and_messages_between_remote_agents(redis_url: str, ns: str) -> None:
     """request() delegates through the coordinator and returns the result to the asking
-    attempt; send_message() reaches the receiver's on_message, across processes."""
+    attempt; send_message() reaches the receiver's on_message, across processes, and an
+    unknown receiver raises in the sender as it would in process."""
     relays = [Relay("relay-1"), Relay("relay-2")]
     with trio.fail_after(30):
         async with (
@@ -373,6 +378,11 @@ async def test_requests_and_messages_between_remote_agents(redis_url: str, ns: s
                 handle = coord.submit({"type": "relay", "n": 7}, id="relayed")
                 result = await handle.wait()
                 assert result["delegated"] == {"by": "s", "n": 7}
+                # An unknown receiver is the sender's error, across processes as in one.
+                assert (
+                    result["refused"]
+                    == "UnknownAgentError: no agent with id 'nobody' is registered"
+                )
                 await relays[1].got.wait()
                 assert relays[1].inbox == [(result["via"], "hello")]
             nursery.cancel_scope.cancel()

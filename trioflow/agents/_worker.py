@@ -49,7 +49,7 @@ from typing import Any, Final, final
 import coredis
 import trio
 
-from .._errors import TaskRejected, TrioflowError
+from .._errors import AgentUnavailableError, TaskRejected, TrioflowError, UnknownAgentError
 from ._agent import Agent
 from ._messages import Message
 from .transport._codec import Codec, error_data, error_from, message_data, message_from
@@ -250,12 +250,11 @@ class _Link:
         self._served.beat_due.set()
 
     async def send_message(self, message: Message) -> None:
+        """Route ``message`` through the coordinator and wait until it is delivered (or
+        refused: an unknown or offline receiver raises here, as for a local agent)."""
         if not isinstance(message, Message):
             raise TypeError(f"send_message takes a Message, got {message!r}")
-        worker = self._served.worker
-        data = worker.codec.encode(message_data(message))
-        await trio.lowlevel.checkpoint()
-        worker.xadd_inbound({"k": "msg", "d": data})
+        await self._served.deliver(message)
 
     async def request(self, capability: Hashable, task: Mapping[str, Any]) -> Any:
         return await self._served.request(capability, task)
@@ -561,6 +560,33 @@ class _Served:
             self.worker.write(self._report_write(token, outcome, data))
 
     # -- delegation ------------------------------------------------------------------------------
+
+    async def deliver(self, message: Message) -> None:
+        """Send ``message`` through the coordinator, which answers in this agent's inbox
+        once it has delivered it (or why it could not)."""
+        request = secrets.token_hex(8)
+        event = trio.Event()
+        slot: list[Any] = []
+        self._replies[request] = (event, slot)
+        data = self.worker.codec.encode(message_data(message))
+        self.worker.xadd_inbound({"k": "msg", "a": self.id, "r": request, "d": data})
+        try:
+            await event.wait()
+        finally:
+            del self._replies[request]
+        reply = slot[0]
+        if not isinstance(reply, dict):
+            raise TypeError(f"a malformed reply: {reply!r}")
+        if reply.get("ok"):
+            return
+        error = reply.get("error")
+        kind = error.get("type") if isinstance(error, dict) else None
+        # The two refusals section 3 names come back as themselves.
+        if kind == "UnknownAgentError":
+            raise UnknownAgentError(message.receiver)
+        if kind == "AgentUnavailableError":
+            raise AgentUnavailableError(message.receiver)
+        raise error_from(error)
 
     async def request(self, capability: Hashable, task: Mapping[str, Any]) -> Any:
         """Delegate through the coordinator and wait for the reply in this agent's inbox;

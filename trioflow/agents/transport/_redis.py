@@ -518,7 +518,7 @@ class RedisTransport:
             elif kind == "msg":
                 message = message_from(self.codec.decode(fields["d"]))
                 assert self._nursery is not None
-                self._nursery.start_soon(self._route, message)
+                self._nursery.start_soon(self._route, message, fields.get("a"), fields.get("r"))
             elif kind == "req":
                 self._on_request(fields)
             elif kind == "cancel":
@@ -619,15 +619,31 @@ class RedisTransport:
         self._requests.pop(request, None)
         self._served_requests.discard(request)
 
-    async def _route(self, message: Message) -> None:
+    async def _route(
+        self, message: Message, sender: str | None = None, request: str | None = None
+    ) -> None:
+        """Deliver a message an agent of a worker sent. When it asked for an answer (the
+        worker's ``send_message`` waits for one), say whether it was delivered, so that an
+        unknown or offline receiver is the sender's error, as for a local agent."""
         inbound = self._inbound
         assert inbound is not None
+        reply: dict[str, Any]
         try:
             await inbound.send_message(message)
         except TrioflowError as exc:
-            logger.warning(
-                "message from %r to %r not delivered: %s", message.sender, message.receiver, exc
-            )
+            if not (sender and request):
+                logger.warning(
+                    "message from %r to %r not delivered: %s",
+                    message.sender,
+                    message.receiver,
+                    exc,
+                )
+                return
+            reply = {"ok": False, "error": error_data(exc)}
+        else:
+            reply = {"ok": True, "value": None}
+        if sender and request:
+            self._xadd(sender, {"k": "resp", "r": request, "d": self.codec.encode(reply)})
 
     async def _watch_heartbeats(self, settings: AgentSettings) -> None:
         """Every tick, one ``MGET`` of the online agents' heartbeat keys; a value that
