@@ -1049,3 +1049,16 @@ async def test_an_attempt_that_blocks_past_task_timeout_times_out(
         handle = coord.submit({"type": "block"})
     assert handle.status is AssignmentStatus.TIMEOUT
     assert isinstance(handle.error, TimeoutError) and handle.result is None
+
+
+async def test_a_made_up_id_never_clashes_with_a_named_one(autojump_clock: MockClock) -> None:
+    """Unnamed tasks are numbered; a task the user named with a number that an unnamed
+    one would get keeps its name, and both finish, each under its own id."""
+    async with open_coordinator() as coord:
+        await Worker("w", seconds=1).connect(coord)
+        named = coord.submit(work(0), id=2)
+        first, second = coord.submit(work(1)), coord.submit(work(2))
+        assert len({named.id, first.id, second.id}) == 3
+        assert await coord.result(2) == ("w", 0)
+        assert await coord.result(second.id) == ("w", 2)
+    assert coord.stats().completed == 3

@@ -605,6 +605,10 @@ class Coordinator:
             record.id = task_id
         elif store is not None:
             record.id = store.new_task_id(record.key)
+        elif record.key in self._active:
+            # The made-up id is the task's number; a task the user named with that very
+            # number is still running: this one gets a name that cannot clash.
+            record.id = f"task-{record.key}"
         if store is not None and not adopt:
             store.submitted(record.id, task)
         self._active[record.id] = record
