@@ -180,6 +180,53 @@ async def test_an_agent_can_disconnect_from_inside_its_own_work(
     assert quitter.coordinator is None
 
 
+async def test_concurrent_disconnects_of_one_agent_all_return(autojump_clock: MockClock) -> None:
+    """Two tasks disconnect the same busy agent: both return once its work is done (the
+    second used to replace the event the first waited on, which then waited forever)."""
+    agent = Worker("w", seconds=1)
+    returned: list[float] = []
+
+    async def leave(disconnect: Any) -> None:
+        await disconnect()
+        returned.append(trio.current_time())
+
+    with trio.fail_after(60):
+        async with open_coordinator() as coord:
+            await agent.connect(coord)
+            handle = coord.submit(work(1))
+            await trio.sleep(0.5)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(leave, agent.disconnect)
+                nursery.start_soon(leave, lambda: coord.disconnect(agent))
+    assert returned == [1.0, 1.0]
+    assert handle.result == ("w", 1)
+
+
+async def test_a_disconnect_waiting_outside_the_block_returns_when_the_block_fails(
+    autojump_clock: MockClock,
+) -> None:
+    """A task outside the coordinator waits for a busy agent to leave; the block raises,
+    which cancels the agent: the wait ends then, instead of never."""
+    agent = Worker("w", seconds=10)
+    returned: list[float] = []
+
+    async def leave() -> None:
+        await agent.disconnect()
+        returned.append(trio.current_time())
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as outside:
+            with pytest.raises(ValueError, match="body"):
+                async with open_coordinator() as coord:
+                    await agent.connect(coord)
+                    coord.submit(work(1))
+                    await trio.sleep(0.5)
+                    outside.start_soon(leave)
+                    await trio.sleep(0.5)
+                    raise ValueError("body")
+    assert returned == [1.0]
+
+
 async def test_a_request_only_the_requester_could_serve_fails_clearly(
     autojump_clock: MockClock,
 ) -> None:

@@ -96,7 +96,8 @@ class Member:
     leaving: bool = False
     """It asked to leave: it takes no new work and is never restarted."""
     drained: trio.Event | None = None
-    """Set when it goes offline, for a ``disconnect()`` waiting for its work to finish."""
+    """Set when it goes offline (or the coordinator finishes), for the ``disconnect()``
+    calls waiting for its work to finish."""
 
     @property
     def id(self) -> Hashable:
@@ -314,8 +315,7 @@ class Supervisor:
         self.leaving.pop(member.id, None)
         if member.leaving and member.agent is not None:
             member.agent.coordinator = None
-        if member.drained is not None:
-            member.drained.set()
+        self._release_drained(member)
         self._publish(_AGENT_OFFLINE, member.id, error)
         self._apply(outcome)
         self._fail_stranded()
@@ -335,11 +335,10 @@ class Supervisor:
         if member.state.online:
             self._begin_leaving(member)
             if member.state.online and not self._inside(member):
-                member.drained = trio.Event()
-                try:
-                    await member.drained.wait()
-                finally:
-                    member.drained = None
+                # One event for every caller waiting for this agent to leave.
+                if member.drained is None:
+                    member.drained = trio.Event()
+                await member.drained.wait()
                 return
         elif member.restart_delay is not None:
             # Offline, waiting to be restarted: it stays offline now.
@@ -351,6 +350,13 @@ class Supervisor:
         else:
             agent.coordinator = None
         await trio.lowlevel.checkpoint()
+
+    @staticmethod
+    def _release_drained(member: Member) -> None:
+        """Wake every ``disconnect()`` waiting for the agent to leave."""
+        if member.drained is not None:
+            member.drained.set()
+            member.drained = None
 
     def leave(self, agent_id: Hashable) -> None:
         """An agent asked, through the transport, to leave (it drains, then goes offline)."""
@@ -442,6 +448,9 @@ class Supervisor:
         self.closed = True
         for member in self.members.values():
             member.restart_delay = None
+            # Its agent was cancelled with the coordinator: it has left, for a caller of
+            # disconnect() outside the coordinator's block as for anyone.
+            self._release_drained(member)
             if member.agent is not None and member.agent.coordinator is self._owner:
                 member.agent.coordinator = None
 
