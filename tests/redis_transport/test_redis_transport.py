@@ -274,6 +274,48 @@ async def test_garbage_on_the_wire_is_dead_lettered_with_the_reason(
             assert await coord.submit(sleep_task(2, 0)).wait() == {"by": "a", "n": 2}
 
 
+class Echo(Agent):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(agent_id, {"echo"}, concurrency=4)
+
+    async def process_task(self, task: Mapping[str, Any]) -> Any:
+        await trio.sleep(0.05)
+        return task["n"]
+
+
+async def test_ids_a_user_gives_never_clash_with_the_ones_made_up(redis_url: str, ns: str) -> None:
+    """Tasks named "1-1", "1-2"... (on a fresh namespace: the first coordinator's epoch is 1)
+    beside unnamed ones, alone and in a run_all: each runs its own payload and keeps its own
+    result. A made-up id was "{epoch}-{n}", so it could be a name the user had given: the
+    two tasks shared one record in Redis (the second ran the first's payload) and the
+    coordinator crashed with a KeyError when the second one finished."""
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+
+            async def serve() -> None:
+                await serve_agents([Echo("e")], transport=RedisTransport(redis_url, namespace=ns))
+
+            nursery.start_soon(serve)
+            async with open_coordinator(
+                **FAST, transport=RedisTransport(redis_url, namespace=ns)
+            ) as coord:
+                await wait_online(coord, 1)
+                handles = []
+                for n in range(1, 7):
+                    handles.append(coord.submit({"type": "echo", "n": f"named {n}"}, id=f"1-{n}"))
+                    handles.append(coord.submit({"type": "echo", "n": f"unnamed {n}"}))
+                batch = coord.run_all([{"type": "echo", "n": f"batch {n}"} for n in range(6)])
+                assert await batch == [f"batch {n}" for n in range(6)]
+                assert [await handle.wait() for handle in handles] == [
+                    f"{kind} {n}" for n in range(1, 7) for kind in ("named", "unnamed")
+                ]
+                assert len({handle.id for handle in handles}) == 12
+                for n in range(1, 7):
+                    assert await coord.result(f"1-{n}") == f"named {n}"
+            nursery.cancel_scope.cancel()
+    assert coord.stats().completed == 18
+
+
 class Unencodable(Agent):
     def __init__(self, agent_id: str) -> None:
         super().__init__(agent_id, {"odd"})

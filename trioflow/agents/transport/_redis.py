@@ -185,6 +185,8 @@ class RedisTransport:
         self._scripts: Scripts | None = None
         self._epoch = 0
         self._holder = secrets.token_hex(8)
+        #: What the ids this coordinator makes up start with (set with the epoch).
+        self._id_prefix = ""
         self._writes: list[_Write] = []
         self._wake = trio.Event()
         self._flushed = trio.Event()
@@ -250,6 +252,9 @@ class RedisTransport:
             await self._scripts.load()
             await self._acquire_lock(settings.heartbeat_timeout)
             self._epoch = int(await client.incr(keys.epoch))
+            # The epoch keeps made-up ids apart across coordinators; the random part keeps
+            # them apart from the ids users give (any string: "1-2" is a natural name).
+            self._id_prefix = f"{self._epoch}-{secrets.token_hex(4)}-"
             await client.hset(
                 keys.settings,
                 {
@@ -335,7 +340,7 @@ class RedisTransport:
     # == the coordinator's side: the TaskStore protocol =======================================
 
     def new_task_id(self, key: int) -> Hashable:
-        return f"{self._epoch}-{key}"
+        return f"{self._id_prefix}{key}"
 
     def submitted(self, task_id: Hashable, task: Mapping[str, Any]) -> None:
         held = self._encoded.pop(id(task), None)

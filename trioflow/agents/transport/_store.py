@@ -34,7 +34,8 @@ class TaskStore(Protocol):
 
     def new_task_id(self, key: int) -> Hashable:
         """An id for the ``key``-th task of this coordinator, unique in the store across
-        coordinator restarts."""
+        coordinator restarts, and never one a user would give (``submit(task, id=...)``):
+        a clash would make two tasks one record."""
 
     def submitted(self, task_id: Hashable, task: Mapping[str, Any]) -> None:
         """Keep ``task`` (before any assignment of it is delivered). Never blocks."""
