@@ -60,3 +60,14 @@ async def test_result_waits_for_a_task_by_id(autojump_clock: MockClock) -> None:
             await coord.result("bad")
         with pytest.raises(UnknownTaskError, match="'nope'"):
             await coord.result("nope")
+
+
+async def test_result_finds_a_finished_task_whatever_its_name(autojump_clock: MockClock) -> None:
+    """A task named 1 is the first one submitted, so its name is also the number an unnamed
+    task would have got: it is still a name, and coord.result(1) finds it once it has
+    finished (it used to be taken for an unnamed task and be unknown)."""
+    async with open_coordinator() as coord:
+        await Echo("e", {"echo"}).connect(coord)
+        handle = coord.submit({"type": "echo", "n": 1}, id=1)
+        await handle.wait()
+        assert await coord.result(1) == 1

@@ -244,8 +244,9 @@ class Coordinator:
         self._check_wire = transport.check_task
         #: The transport's task store, if it keeps tasks outside this process (Redis).
         self._store: TaskStore | None = transport if isinstance(transport, TaskStore) else None
-        # Finished tasks submitted alone, by id, while their handles live: coord.result().
-        self._finished_handles: weakref.WeakValueDictionary[Hashable, AssignmentHandle] = (
+        # Tasks submitted alone under a name (the user's, or the store's), by id, while
+        # their handles live: what coord.result() finds once they have finished.
+        self._named: weakref.WeakValueDictionary[Hashable, AssignmentHandle] = (
             weakref.WeakValueDictionary()
         )
         self._now = trio.lowlevel.current_clock().current_time
@@ -414,7 +415,7 @@ class Coordinator:
             UnknownTaskError: no such task is known here (nor to the transport).
         """
         record = self._active.get(task_id)
-        handle = record.owner if record is not None else self._finished_handles.get(task_id)
+        handle = record.owner if record is not None else self._named.get(task_id)
         if isinstance(handle, AssignmentHandle):
             return await handle.wait()
         stored = None if self._store is None else await self._store.lookup(task_id)
@@ -603,8 +604,10 @@ class Coordinator:
         store = self._store
         if task_id is not None:
             record.id = task_id
+            self._named[task_id] = handle
         elif store is not None:
             record.id = store.new_task_id(record.key)
+            self._named[record.id] = handle
         elif record.key in self._active:
             # The made-up id is the task's number; a task the user named with that very
             # number is still running: this one gets a name that cannot clash.
@@ -669,8 +672,6 @@ class Coordinator:
                 owner.event.set()
         else:
             del self._active[record.id]
-            if record.id is not record.key:  # named: coord.result(id) may look for it
-                self._finished_handles[record.id] = owner
             if owner._done is not None:
                 owner._done.set()
         self._unfinished -= 1
