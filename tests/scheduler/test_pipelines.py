@@ -402,6 +402,49 @@ async def test_both_limits_together_and_a_retry_counts_as_a_start(clock: MockClo
     assert starts == [0.0, 1.0, 2.0]
 
 
+async def test_a_task_cancelled_while_its_pool_holds_it_back_holds_back_nothing(
+    clock: MockClock,
+) -> None:
+    """The place it was held back for goes to the next one: nothing is left behind to be
+    cancelled when the block ends."""
+    pool = Pool(max_concurrent=1)
+    async with open_scheduler() as sched:
+        a = sched.submit(returns("a", 1), pool=pool)
+        b = sched.submit(returns("b", 1), pool=pool)
+        c = sched.submit(returns("c", 1), pool=pool)
+        await trio.sleep(0.5)
+        b.cancel()
+    assert [a.status, b.status, c.status] == [
+        TaskStatus.COMPLETED,
+        TaskStatus.CANCELLED,
+        TaskStatus.COMPLETED,
+    ]
+    assert trio.current_time() == 2
+
+
+async def test_a_task_cancelled_on_its_way_back_from_its_pool_holds_back_nothing(
+    clock: MockClock,
+) -> None:
+    pool = Pool(max_concurrent=1)
+    async with open_scheduler(max_workers=2) as sched:
+        a = sched.submit(returns("a", 1), pool=pool, id="a")
+        b = sched.submit(returns("b", 1), pool=pool, id="b")
+        c = sched.submit(returns("c", 1), pool=pool, id="c")
+        sched.submit(returns("other", 5))  # the second slot
+        await trio.sleep(0.5)
+
+        async def cancel_b() -> None:
+            b.cancel()  # b was sent back to the queue when a ended, and is not started yet
+
+        sched.submit(cancel_b, priority=0)  # queued: both slots are taken until a ends
+    assert [a.status, b.status, c.status] == [
+        TaskStatus.COMPLETED,
+        TaskStatus.CANCELLED,
+        TaskStatus.COMPLETED,
+    ]
+    assert trio.current_time() == 5
+
+
 async def test_pool_settings_and_names_are_checked(clock: MockClock) -> None:
     with pytest.raises(ValueError, match="max_concurrent must be >= 1, got 0"):
         Pool(max_concurrent=0)

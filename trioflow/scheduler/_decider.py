@@ -362,30 +362,35 @@ class Decider(Generic[R]):
             entry = queue.pop()
             if entry.status is _PENDING and entry._spec.pool is None:
                 return entry  # type: ignore[no-any-return]  # the common case: a plain task
-            if type(entry) is Resume:
-                if entry.cancelled:
+            kind = type(entry)
+            if kind is Resume:
+                live, pool = not entry.cancelled, entry.pool
+            elif kind is Source:
+                live, pool = not entry.exhausted, entry.pool
+            else:  # a task, cancelled while it was queued unless PENDING
+                live, pool = entry.status is _PENDING, entry._spec.pool
+            if pool is not None:
+                if pool.returned:
+                    pool.returned -= 1  # it may be one its pool sent back: see _release_held
+                if not live:
+                    # Dropped. If its pool had sent it back, the place it was sent back for
+                    # is free again: the next held entry gets it.
+                    self._release_held(pool, now)
                     continue
-                pool = entry.pool
-                if pool is not None:
-                    if pool.returned:
-                        pool.returned -= 1
+                if kind is Resume:
                     if not pool.has_place():
                         pool.held.push(entry, entry.priority)
                         continue
-                    pool.running += 1
-                entry.granted = True
-                return entry
-            if type(entry) is Source:
-                if entry.exhausted:
+                    pool.running += 1  # a place, not a start: the rate does not apply
+                elif not pool.may_start(now):
+                    pool.held.push(entry, entry.priority)
+                    if pool.has_place():
+                        self.rate_held = True  # only the rate holds it back: wake up then
                     continue
-                if entry.pool is not None and not self._may_start(entry.pool, entry, now):
-                    continue
-                return entry
-            if entry.status is not _PENDING:
-                continue  # cancelled while it was queued: dropped here
-            pool = entry._spec.pool
-            if pool is not None and not self._may_start(pool, entry, now):
+            elif not live:
                 continue
+            if kind is Resume:
+                entry.granted = True
             return entry  # type: ignore[no-any-return]
         return None
 
@@ -601,17 +606,6 @@ class Decider(Generic[R]):
         return DependencyFailed(task.id, dependency.id, dependency.id if root is None else root)
 
     # -- pools, inside ---------------------------------------------------------------------------
-
-    def _may_start(self, pool: PoolState[Any], entry: Entry, now: float) -> bool:
-        """Whether the popped ``entry`` of ``pool`` may start now; if not, hold it back."""
-        if pool.returned:
-            pool.returned -= 1
-        if pool.may_start(now):
-            return True
-        pool.held.push(entry, entry.priority)
-        if pool.has_place():
-            self.rate_held = True
-        return False
 
     def _attempt_ended(self, task: R, now: float) -> None:
         pool = task._spec.pool

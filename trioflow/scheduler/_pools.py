@@ -74,7 +74,12 @@ class PoolState(Generic[T]):
         self.limit = pool.max_concurrent if pool.max_concurrent is not None else math.inf
         self.interval = 1.0 / pool.max_per_second if pool.max_per_second else 0.0
         self.running = 0  # attempts holding a place
-        self.returned = 0  # held items sent back to the ready queue, not yet started
+        # Held items sent back to the ready queue and not taken from it yet. Each entry of
+        # the pool the decider takes off the queue counts one down, dead or alive: it may
+        # not be one sent back, so the count may run low (one more is sent back, and held
+        # again if it cannot start) but never high, which would leave held work with
+        # nothing to send it back.
+        self.returned = 0
         self.next_start = -math.inf
         self.held: ReadyQueue[T] = ReadyQueue()
 
