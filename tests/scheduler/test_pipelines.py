@@ -5,6 +5,7 @@ All through the public API, on the autojump clock."""
 from __future__ import annotations
 
 import contextvars
+import functools
 import gc
 import logging
 import sys
@@ -443,6 +444,28 @@ async def test_a_task_cancelled_on_its_way_back_from_its_pool_holds_back_nothing
         TaskStatus.COMPLETED,
     ]
     assert trio.current_time() == 5
+
+
+async def test_a_map_whose_pool_lets_it_through_after_its_last_item_passes_the_start_on(
+    clock: MockClock,
+) -> None:
+    """A map() waits in its pool like a task; let through when it has no item left, it
+    starts nothing, and the start it was let through for goes to the next held task."""
+    starts: list[tuple[str, float]] = []
+
+    async def fetch(name: str) -> None:
+        starts.append((name, trio.current_time()))
+
+    pool = Pool(max_per_second=1)
+    async with open_scheduler() as sched, trio.open_nursery() as nursery:
+        sched.submit(fetch, "t0", pool=pool)
+        nursery.start_soon(functools.partial(sched.map, fetch, ["m0"], pool=pool))
+        await trio.testing.wait_all_tasks_blocked()
+        sched.submit(fetch, "t1", pool=pool)
+        await trio.sleep(2.5)
+        last = sched.submit(fetch, "t2", pool=pool)  # held behind the map, due at 3
+    assert starts == [("t0", 0.0), ("m0", 1.0), ("t1", 2.0), ("t2", 3.0)]
+    assert last.status is TaskStatus.COMPLETED
 
 
 async def test_pool_settings_and_names_are_checked(clock: MockClock) -> None:

@@ -394,6 +394,13 @@ class Decider(Generic[R]):
             return entry  # type: ignore[no-any-return]
         return None
 
+    def ran_out(self, source: Source, now: float) -> None:
+        """``pop()`` handed out ``source`` and it had no item left: it is done, and the
+        start its pool let it through for goes to the pool's held work."""
+        source.exhausted = True
+        if source.pool is not None:
+            self._release_held(source.pool, now)
+
     def put_back(self, source: Source) -> None:
         """The source gave out an item and has more: it keeps its place at the front."""
         self.queue.push_front(source, source.priority)

@@ -913,7 +913,7 @@ class Scheduler:
         try:
             item = next(run.items)
         except StopIteration:
-            source.exhausted = True
+            self._decider.ran_out(source, self._now())
             if not run.live:
                 run.done.set()
             return None
@@ -921,6 +921,7 @@ class Scheduler:
             # The caller's iterable failed: that is the call's error.
             if run.error is None:
                 run.error = exc
+            self._decider.ran_out(source, self._now())
             self._abandon(run)
             return None
         self._decider.put_back(source)
