@@ -503,6 +503,45 @@ async def test_a_pooled_task_that_waits_gives_its_place_back(clock: MockClock) -
     assert trio.current_time() == 0.5 + 3
 
 
+@pytest.mark.parametrize("how", ["cancel", "timeout", "cancel after its turn came"])
+async def test_a_pooled_task_cut_short_while_it_waits_gives_its_place_back_once(
+    clock: MockClock, how: str
+) -> None:
+    """Its place was given back when it began to wait: ending there must not give it back
+    a second time, or the pool lets one more through for good."""
+    gauge = Gauge()
+    pool = Pool(max_concurrent=1)
+
+    async def slow() -> None:
+        await trio.sleep(10)
+
+    async def work() -> None:
+        with gauge:
+            await trio.sleep(1)
+
+    async with open_scheduler() as sched:
+        other = sched.submit(slow)
+
+        async def waits() -> None:
+            await other.wait()
+
+        waiter = sched.submit(waits, pool=pool, timeout=2 if how == "timeout" else None)
+        if how == "cancel after its turn came":
+            sched.submit(work, pool=pool)  # holds the place when the waiter wants it back
+            await trio.sleep(0.5)
+            other.cancel()  # the waiter wakes and queues for its place behind the worker
+            await trio.testing.wait_all_tasks_blocked()
+        else:
+            await trio.sleep(0.5)
+        if how != "timeout":
+            waiter.cancel()
+        await trio.sleep(3)
+        for _ in range(3):
+            sched.submit(work, pool=pool)
+    assert waiter.status is (TaskStatus.TIMEOUT if how == "timeout" else TaskStatus.CANCELLED)
+    assert gauge.most == 1
+
+
 # -- retry predicates, contexts, logging -----------------------------------------------------------
 
 

@@ -436,14 +436,25 @@ class Decider(Generic[R]):
         """The paused task wants to go on: queue its ticket at its priority."""
         self.queue.push(ticket, ticket.priority)
 
-    def withdraw(self, ticket: Resume, now: float) -> None:
-        """The paused task was cancelled before it got going again: drop its ticket (and
-        the pool place, if it was granted one)."""
+    def unpause(self, pool: PoolState[Any] | None) -> None:
+        """The paused task's wait was cut short (cancelled) before it queued to go on: it
+        holds its pool place again at once, without queueing for it.
+
+        Its attempt gave the place back in :meth:`pause`, and the attempt's end (almost
+        always right after: the cancellation unwinds it) gives it back again: without
+        this the pool would count one place too many as free, for good. Until then the
+        pool may be over its limit by this task; nothing else of the pool starts
+        meanwhile."""
+        if pool is not None:
+            pool.running += 1
+
+    def withdraw(self, ticket: Resume) -> None:
+        """The paused task was cancelled while it queued to go on: drop its ticket. Not
+        granted, it holds its pool place again at once, as for :meth:`unpause`; granted,
+        it already does."""
         ticket.cancelled = True
-        if ticket.granted and ticket.pool is not None:
-            ticket.pool.running -= 1
-            self._release_held(ticket.pool, now)
-        ticket.granted = False
+        if not ticket.granted:
+            self.unpause(ticket.pool)
 
     def complete(self, task: R, value: object, now: float) -> None:
         """The attempt returned ``value``: the task completed; release its dependents."""

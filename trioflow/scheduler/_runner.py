@@ -639,7 +639,14 @@ class Scheduler:
         self._give_up_slot(worker)
         self._decider.pause(pool, self._now())
         self._start_workers()
-        await wait()  # cancelled here: the worker ends with this attempt, holding nothing
+        try:
+            await wait()
+        except BaseException:
+            # Cancelled: the attempt ends here (its worker, holding no slot, ends with
+            # it), and its end gives the pool place back, so it must hold one again.
+            # (A task that catches this with a scope of its own goes on without a slot.)
+            self._decider.unpause(pool)
+            raise
         woken = trio.Event()
         ticket = Resume(task.priority, pool, waiter=(woken, worker))
         self._decider.resume(ticket)
@@ -650,8 +657,7 @@ class Scheduler:
         try:
             await woken.wait()
         except BaseException:
-            if not ticket.granted:
-                self._decider.withdraw(ticket, self._now())
+            self._decider.withdraw(ticket)
             # (Granted just as it was cancelled: the slot is the worker's; it goes on.)
             raise
 
