@@ -20,3 +20,17 @@ class Sleeper(Agent):
     async def process_task(self, task: Mapping[str, Any]) -> Any:
         await trio.sleep(float(task.get("seconds", 0)))
         return {"by": self.id, "n": task["n"]}
+
+
+class Marker(Agent):
+    """``{"type": "mark", "n": N, "path": P}``: appends N to the file P (what ran, for a
+    test to read), returns N."""
+
+    def __init__(self, agent_id: Hashable) -> None:
+        super().__init__(agent_id, {"mark"})
+
+    async def process_task(self, task: Mapping[str, Any]) -> Any:
+        with open(task["path"], "a") as marks:  # noqa: ASYNC230 - a line, in a test
+            marks.write(f"{task['n']}\n")
+        await trio.lowlevel.checkpoint()
+        return task["n"]

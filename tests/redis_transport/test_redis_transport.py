@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import coredis
 import pytest
 import trio
 
-from trioflow import TaskFailed, UnknownAgentError, UnknownTaskError
+from trioflow import TaskFailed, TaskRejected, UnknownAgentError, UnknownTaskError
 from trioflow._machines import wait_online
 from trioflow.agents import (
     Agent,
@@ -32,6 +33,7 @@ from trioflow.agents import (
 
 from ._server import redis_server
 from ._workers import worker_process
+from .agents import Marker
 
 # coredis 6.9 leaves the anyio memory streams of a connection unclosed when the connection is
 # dropped under it (the server killed, or a client torn down by a cancel); they warn when
@@ -40,6 +42,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Unclosed <MemoryObject:ResourceW
 
 EXAMPLES = "trioflow.agents.examples"
 SLEEPER = "redis_transport.agents:Sleeper"
+MARKER = "redis_transport.agents:Marker"
 FAST = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0}
 
 
@@ -316,6 +319,19 @@ async def test_ids_a_user_gives_never_clash_with_the_ones_made_up(redis_url: str
     assert coord.stats().completed == 18
 
 
+class Sleepy(Agent):
+    """``{"type": "nap", "seconds": S}``; counts its naps."""
+
+    naps = 0
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(agent_id, {"nap"})
+
+    async def process_task(self, task: Mapping[str, Any]) -> Any:
+        type(self).naps += 1
+        await trio.sleep(task["seconds"])
+
+
 class Unencodable(Agent):
     def __init__(self, agent_id: str) -> None:
         super().__init__(agent_id, {"odd"})
@@ -445,3 +461,122 @@ def test_the_worker_command_names_its_agents() -> None:
         load_agents(["no-colon"], None, None)
     with pytest.raises(WorkerUsageError, match="not an Agent class"):
         load_agents(["trioflow:RetryPolicy"], None, None)
+
+
+async def test_work_that_does_not_decode_is_dead_lettered_and_its_task_fails(
+    redis_url: str, ns: str
+) -> None:
+    """A work entry whose payload the worker cannot decode goes to the dead-letter stream
+    with the reason, and its task fails at once with a TaskRejected that says so (no
+    retry, no hang); the agent goes on working."""
+    with trio.fail_after(30):
+        async with (
+            coredis.Redis.from_url(redis_url, decode_responses=True) as client,
+            trio.open_nursery() as nursery,
+        ):
+
+            async def serve() -> None:
+                await serve_agents([Echo("e")], transport=RedisTransport(redis_url, namespace=ns))
+
+            nursery.start_soon(serve)
+            async with open_coordinator(
+                **FAST, transport=RedisTransport(redis_url, namespace=ns)
+            ) as coord:
+                await wait_online(coord, 1)
+                # Encodes, but decodes to no AgentCapability on the worker's side.
+                bad = coord.submit({"type": "echo", "n": 1, "x": {"__capability__": "nope"}})
+                with pytest.raises(TaskFailed) as failed:
+                    await bad.wait()
+                assert bad.attempts == 1
+                assert isinstance(failed.value.error, TaskRejected)
+                assert "did not decode on agent 'e'" in str(failed.value.error)
+                assert f"dead-letter stream '{ns}:dead'" in str(failed.value.error)
+                (dead,) = await client.xrange(f"{ns}:dead")
+                fields = dict(dead.field_values)
+                assert fields["stream"] == f"{ns}:agent:e"
+                assert fields["reason"].startswith(f"work of task {bad.id!r} did not decode")
+                assert await coord.submit({"type": "echo", "n": 2}).wait() == 2
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_cancelled_task_does_not_run_again_when_the_worker_reconnects(
+    redis_url: str, ns: str, tmp_path: Path
+) -> None:
+    """A task cancelled while it runs does not run again after the worker's reader lost
+    its connection and walked its pending list again (the work entry of a cancelled task
+    was left pending, and ran again)."""
+    marks = tmp_path / "marks"
+
+    def mark(n: int) -> dict[str, Any]:
+        return {"type": "mark", "n": n, "path": str(marks)}
+
+    with trio.fail_after(30):
+        async with (
+            coredis.Redis.from_url(redis_url, decode_responses=True) as client,
+            trio.open_nursery() as nursery,
+        ):
+
+            async def serve() -> None:
+                await serve_agents(
+                    [Marker("m"), Sleepy("s")], transport=RedisTransport(redis_url, namespace=ns)
+                )
+
+            nursery.start_soon(serve)
+            async with open_coordinator(
+                **FAST, transport=RedisTransport(redis_url, namespace=ns)
+            ) as coord:
+                await wait_online(coord, 2)
+                running = coord.submit({"type": "nap", "seconds": 30})
+                await trio.sleep(0.5)
+                running.cancel()
+                assert await coord.submit(mark(2)).wait() == 2
+                for info in await client.client_list():
+                    if info["name"].startswith("trioflow-reader:"):
+                        await client.client_kill(identifier=int(info["id"]))
+                await trio.sleep(1.0)  # the readers reconnect and walk their pending lists
+                assert await coord.submit(mark(3)).wait() == 3
+                for agent in ("m", "s"):
+                    assert (await client.xpending(f"{ns}:agent:{agent}", "trioflow")).pending == 0
+            nursery.cancel_scope.cancel()
+    assert marks.read_text().split() == ["2", "3"]
+    assert Sleepy.naps == 1
+
+
+async def test_a_task_revoked_before_its_worker_saw_the_work_never_runs(
+    redis_url: str, ns: str, tmp_path: Path
+) -> None:
+    """The worker reads a revoke before the work it revokes (the work entry sat unseen in
+    its pending list, as after a read whose reply was lost): the work is handed back when
+    it turns up, never run, and the slot it held is freed."""
+    marks = tmp_path / "marks"
+
+    def mark(n: int) -> dict[str, Any]:
+        return {"type": "mark", "n": n, "path": str(marks)}
+
+    inbox = f"{ns}:agent:m"
+    with trio.fail_after(60):
+        async with (
+            coredis.Redis.from_url(redis_url, decode_responses=True) as client,
+            worker_process(redis_url, ns, [MARKER], "m") as worker,
+            open_coordinator(
+                heartbeat_interval=0.5,
+                heartbeat_timeout=10.0,
+                transport=RedisTransport(redis_url, namespace=ns),
+            ) as coord,
+        ):
+            await wait_online(coord, 1)
+            assert await coord.submit(mark(0)).wait() == 0
+            worker.signal(signal.SIGSTOP)
+            await trio.sleep(0.3)  # its blocked read (100 ms) is over: none waits now
+            handle = coord.submit(mark(1))
+            while not await client.xlen(inbox):  # noqa: ASYNC110 - polls Redis
+                await trio.sleep(0.02)
+            # Read as the worker's consumer: pending for it, never seen by it.
+            await client.xreadgroup("trioflow", "m", streams={inbox: ">"}, count=1)
+            handle.cancel()
+            while await client.xlen(inbox) < 2:  # noqa: ASYNC110 - polls Redis
+                await trio.sleep(0.02)
+            worker.signal(signal.SIGCONT)
+            # One slot: the next task runs once the revoked assignment is reported.
+            assert await coord.submit(mark(2)).wait() == 2
+    assert marks.read_text().split() == ["0", "2"]

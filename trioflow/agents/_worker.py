@@ -74,6 +74,8 @@ logger = logging.getLogger("trioflow.agents.worker")
 WAIT_FOR_SETTINGS: Final = 0.5
 #: The bound on the hand-back when a worker shuts down.
 SHUTDOWN_TIMEOUT: Final = 5.0
+#: How many revoked wire tokens an agent remembers (see ``_Served.revoked``).
+REVOKED_KEPT: Final = 10_000
 
 _CONNECTION_ERRORS: Final = (OSError, TimeoutError, coredis.exceptions.ConnectionError)
 
@@ -272,6 +274,10 @@ class _Served:
         self.attempts: dict[int, _Attempt] = {}
         self.by_token: dict[str, int] = {}
         self.by_task: dict[str, int] = {}
+        #: Wire tokens revoked lately, oldest first (bounded by REVOKED_KEPT): a work entry
+        #: seen after its revoke (walked from the pending list later than the revoke was
+        #: read) is handed back unstarted, never run.
+        self.revoked: dict[str, None] = {}
         self.beat_due = trio.Event()
         self.lease_deadline = -math.inf
         self._tokens = itertools.count(1)
@@ -463,10 +469,13 @@ class _Served:
         kind = fields.get("k")
         try:
             if kind == "work":
-                self._on_work(entry, fields)
-                return ""
+                return self._on_work(entry, fields)
             if kind == "revoke":
-                local = self.by_token.get(fields["tok"])
+                token = fields["tok"]
+                self.revoked[token] = None
+                if len(self.revoked) > REVOKED_KEPT:
+                    del self.revoked[next(iter(self.revoked))]
+                local = self.by_token.get(token)
                 if local is not None and self._endpoint is not None:
                     self._endpoint.revoke(local)
             elif kind == "drain":
@@ -496,10 +505,19 @@ class _Served:
             pass  # the agent's loops are being restarted
         return None
 
-    def _on_work(self, entry: Entry, fields: dict[str, str]) -> None:
-        task_id, token, attempt = fields["t"], fields["tok"], int(fields["n"])
+    def _on_work(self, entry: Entry, fields: dict[str, str]) -> str:
+        """Take one work entry. Returns ``""`` (its report settles it), or why it is
+        garbage: a payload that does not decode goes to the dead-letter stream, and its
+        task fails at once with a ``TaskRejected`` that says so (the coordinator must
+        hear of it, or the task would wait for its report for ever)."""
+        task_id, token = fields["t"], fields["tok"]
         if token in self.by_token:
-            return  # seen already (walked again from the pending list after a reconnect)
+            return ""  # seen already (walked again from the pending list after a reconnect)
+        if token in self.revoked:
+            # Its task was cancelled before this entry was seen: nothing to start. The
+            # hand-back frees the slot the coordinator keeps for it, and settles the entry.
+            self.worker.write(self._report_of(_Attempt(task_id, token, entry), "handback", "null"))
+            return ""
         local = self.by_task.get(task_id)
         if local is not None:
             # Reassigned to us while it runs here (a restarted coordinator): the running
@@ -509,21 +527,29 @@ class _Served:
             del self.by_token[held.token]
             held.token, held.entry = token, entry
             self.by_token[token] = local
-            return
+            return ""
+        codec = self.worker.codec
+        try:
+            attempt = int(fields["n"])
+            payload = codec.decode(fields["d"])
+            if not isinstance(payload, dict):
+                raise ValueError(f"a task must be a mapping, got {payload!r}")
+        except (KeyError, ValueError, TypeError) as exc:
+            reason = f"work of task {task_id!r} did not decode: {type(exc).__name__}: {exc}"
+            error = TaskRejected(
+                f"task {task_id!r} did not decode on agent {self.id!r}: {exc} (its work "
+                f"entry is on the dead-letter stream {self.worker.keys.dead!r})"
+            )
+            failed = codec.encode(error_data(error))
+            self.worker.write(self._report_of(_Attempt(task_id, token, entry), "failed", failed))
+            return reason
         local = next(self._tokens)
         self.attempts[local] = _Attempt(task_id, token, entry)
         self.by_token[token] = local
         self.by_task[task_id] = local
-        try:
-            payload = self.worker.codec.decode(fields["d"])
-            if not isinstance(payload, dict):
-                raise ValueError(f"a task must be a mapping, got {payload!r}")
-        except ValueError as exc:
-            error = TaskRejected(f"task {task_id!r} did not decode: {exc}")
-            self.report(local, "failed", self.worker.codec.encode(error_data(error)))
-            return
         assert self._work is not None
         self._work.send_nowait(WorkItem(local, attempt, payload, task_id))
+        return ""
 
     # -- reports ---------------------------------------------------------------------------------
 
@@ -543,6 +569,10 @@ class _Served:
         attempt = self.attempts.pop(token)
         self.by_token.pop(attempt.token, None)
         self.by_task.pop(attempt.task_id, None)
+        return self._report_of(attempt, outcome, data)
+
+    def _report_of(self, attempt: _Attempt, outcome: str, data: str) -> Write:
+        """The ``REPORT`` of ``attempt`` (held or not: one never started is reported too)."""
         keys = self.worker.keys
         return (
             "report",

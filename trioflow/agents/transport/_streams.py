@@ -446,8 +446,10 @@ return {1, id}
 #: ARGV: entry id, agent, token, outcome (done | failed | timeout | handback), data, task id.
 #: -> 1 accepted, 0 stale, 2 duplicate, 3 unknown task. Accepted and stale reports append
 #: one entry to the inbound stream (a stale one frees the slot the coordinator kept for it);
-#: a stale caller's entry is settled unless it is the current assignment's (entry ids are
-#: unique per stream only, so the stream is compared too).
+#: a stale caller's entry is settled unless it is the entry of a live assignment (entry ids
+#: are unique per stream only, so the stream is compared too). The entry of a task the
+#: coordinator finished (cancelled, say) is settled: left pending, a worker whose reader
+#: reconnects would walk it again and run the cancelled task.
 REPORT_LUA: Final = """
 local function settle()
   redis.call('XACK', KEYS[2], 'trioflow', ARGV[1])
@@ -464,7 +466,7 @@ if not state then
   return 3
 end
 if h[2] ~= ARGV[2] or h[3] ~= ARGV[3] then
-  if h[4] ~= ARGV[1] or h[5] ~= KEYS[2] then settle() end
+  if state ~= 'assigned' or h[4] ~= ARGV[1] or h[5] ~= KEYS[2] then settle() end
   report(0)
   return 0
 end
