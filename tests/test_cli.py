@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -74,6 +75,8 @@ def test_the_benchmarks_are_not_a_command_of_the_installed_package() -> None:
         (("demo", "scheduler", "--fail-rate", "2"), "must be between 0 and 1"),
         (("demo", "agents", "--agents", "many"), "not a whole number"),
         (("demo", "agents", "--slow-after", "0"), "must be a positive number of seconds"),
+        (("demo", "machines", "--redis", "localhost:6379"), "not a Redis URL"),
+        (("worker", "--redis", "notaurl", "--agent", "m:C"), "not a Redis URL"),
     ],
 )
 def test_bad_usage_is_one_clear_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
@@ -81,6 +84,26 @@ def test_bad_usage_is_one_clear_line_and_exit_2(args: tuple[str, ...], message: 
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("trioflow") and message in line and "--help" in line
+
+
+def test_machines_demo_without_a_redis_says_so_in_one_line() -> None:
+    """Nothing listens on the port: one line naming the URL, exit 1, no workers started."""
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = run("demo", "machines", "--redis", f"redis://127.0.0.1:{port}", timeout=60)
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(
+        f"trioflow demo machines: cannot reach Redis at redis://127.0.0.1:{port}"
+    )
+    assert "finished" not in done.stdout
+
+
+def test_scheduler_demo_says_when_every_task_completed() -> None:
+    done = run("demo", "scheduler", "--tasks", "20", "--workers", "20")
+    assert done.returncode == 0, done.stderr
+    assert "  all 20 tasks completed" in done.stdout
 
 
 def test_demo_without_a_name_runs_both_scenarios() -> None:

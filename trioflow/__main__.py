@@ -10,7 +10,7 @@
 ``trioflow worker`` (it needs the ``trioflow[redis]`` extra) serves agents to the coordinator
 of a namespace until SIGINT or SIGTERM, then hands back its unfinished work and exits 0.
 
-Both demos also take ``--plain``, ``--slow-after SECONDS`` and ``--seed N``.
+Every demo also takes ``--plain``, ``--slow-after SECONDS`` and ``--seed N``.
 
 Exit codes: 0 done, 1 an error, 2 bad usage, 130 interrupted (Ctrl-C), 141 the output was
 closed before the end (a pipe to ``head``, say).
@@ -34,12 +34,14 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 import trio
 
 # The exit statuses, as the --help epilog and the README list them. An error that is not
 # one of ours leaves as a traceback and Python's own status, 1.
 EXIT_OK = 0
+EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE
@@ -80,6 +82,17 @@ def _slow_after(text: str) -> float:
     if not 0.0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
     return value
+
+
+def _redis_url(text: str) -> str:
+    """A Redis URL as coredis takes it: ``redis://``, ``rediss://`` or ``unix://``. Checked
+    here, since a malformed one fails only later, deep in the client, with no message."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise argparse.ArgumentTypeError(
+            f"not a Redis URL (redis://host:port/db, rediss://... or unix://path): {text!r}"
+        )
+    return text
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -151,7 +164,9 @@ def _parser() -> argparse.ArgumentParser:
         parents=[view],
         help="agents in two worker processes over Redis; one is killed mid-task",
     )
-    machines.add_argument("--redis", required=True, metavar="URL", help="redis://host:port")
+    machines.add_argument(
+        "--redis", required=True, type=_redis_url, metavar="URL", help="redis://host:port"
+    )
     machines.add_argument("--tasks", type=_positive_int, default=8, help="search tasks (8)")
     machines.add_argument("--namespace", help="Redis key prefix (default: a fresh one per run)")
 
@@ -162,7 +177,9 @@ def _parser() -> argparse.ArgumentParser:
         "SIGINT or SIGTERM; then hand back the unfinished work and exit 0. The heartbeat "
         "settings come from the coordinator.",
     )
-    worker.add_argument("--redis", required=True, metavar="URL", help="redis://host:port/db")
+    worker.add_argument(
+        "--redis", required=True, type=_redis_url, metavar="URL", help="redis://host:port/db"
+    )
     worker.add_argument(
         "--agent",
         action="append",
@@ -205,10 +222,21 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
     return found
 
 
+def _has_redis_extra(command: str) -> bool:
+    try:
+        import coredis  # noqa: F401
+    except ImportError:
+        print(f"{command}: needs the redis extra: pip install 'trioflow[redis]'", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "worker":
         return _worker(args)
+    if args.which == "machines" and not _has_redis_extra("trioflow demo machines"):
+        return EXIT_USAGE
 
     from . import _demo
 
@@ -256,6 +284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # rather than by the interpreter on its way out.
         sys.stdout.flush()
     except BaseException as error:
+        if args.which == "machines":
+            from ._machines import RedisUnreachable
+
+            if isinstance(error, RedisUnreachable):
+                print(f"trioflow demo machines: {error}", file=sys.stderr)
+                return EXIT_ERROR
         if _only(error, BrokenPipeError):
             _discard_stdout()
             return EXIT_OUTPUT_CLOSED
@@ -269,13 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _worker(args: argparse.Namespace) -> int:
     """``trioflow worker``: 0 once stopped by SIGINT or SIGTERM, 1 on an error, 2 on bad
     usage (or without the redis extra)."""
-    try:
-        import coredis  # noqa: F401
-    except ImportError:
-        print(
-            "trioflow worker: needs the redis extra: pip install 'trioflow[redis]'",
-            file=sys.stderr,
-        )
+    if not _has_redis_extra("trioflow worker"):
         return EXIT_USAGE
     from ._machines import WorkerUsageError, load_agents, run_worker
 
@@ -291,11 +319,21 @@ def _worker(args: argparse.Namespace) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # coredis logs each of its own reconnection attempts at INFO, several a second while Redis
+    # is down; the worker's "Redis unreachable ...; retrying" warning says it once per try.
+    logging.getLogger("coredis").setLevel(logging.WARNING)
     try:
         trio.run(lambda: run_worker(args.redis, agents, namespace=args.namespace, write=say))
     except Exception as error:  # refused registration, Redis unreachable...
-        say(f"trioflow worker: {type(error).__name__}: {error}")
-        return 1
+        # The error itself, not the "Exceptions from Trio nursery" group around it.
+        leaves = (
+            [e for e in _leaves(error) if not isinstance(e, trio.Cancelled)]
+            if isinstance(error, BaseExceptionGroup)
+            else [error]
+        )
+        shown = leaves[0] if len(leaves) == 1 else error
+        say(f"trioflow worker: {type(shown).__name__}: {shown}")
+        return EXIT_ERROR
     return EXIT_OK
 
 

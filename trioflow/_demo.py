@@ -55,7 +55,16 @@ async def scheduler_demo(
             else _synthetic_tasks(sched, tasks, fail_rate, random.Random(seed))
         )
     write("\n== results ==")
-    shown = handles if len(handles) <= 12 else [h for h in handles if h.error][:12]
+    if len(handles) <= 12:
+        shown = handles
+    else:
+        # Many tasks: the ones that did not complete (at most 12), else say they all did.
+        unfinished = [h for h in handles if h.status.value != "completed"]
+        shown = unfinished[:12]
+        if not unfinished:
+            write(f"  all {len(handles)} tasks completed")
+        else:
+            write(f"  {len(shown)} of the {len(unfinished)} tasks that did not complete:")
     for handle in shown:
         outcome = handle.result if handle.status.value == "completed" else repr(handle.error)
         write(f"  {handle.id!s:<10} {handle.status.value:<9} attempts={handle.attempts}  {outcome}")
@@ -227,7 +236,7 @@ async def agents_demo(
         for agent in roster:
             await agent.connect(coord)
         results = await coord.run_all(work, return_exceptions=True)
-    write("\n== results ==")
+    write("\n== results ==" + (f" (the first 12 of {len(work)})" if len(work) > 12 else ""))
     for task, result in list(zip(work, results, strict=True))[:12]:
         request = task.get("query") or task.get("expression")
         if isinstance(result, Exception):

@@ -26,11 +26,41 @@ import trio
 from .agents import Agent, Coordinator
 from .agents.examples import SearchAgent
 
-__all__ = ["SlowSearchAgent", "load_agents", "machines_demo", "run_worker"]
+__all__ = ["RedisUnreachable", "SlowSearchAgent", "load_agents", "machines_demo", "run_worker"]
 
 
 class WorkerUsageError(Exception):
     """A ``--agent`` that names no agent class, or options that do not fit together."""
+
+
+class RedisUnreachable(Exception):
+    """The machines demo found no Redis answering at its ``--redis`` URL."""
+
+
+#: How long the machines demo waits for Redis to answer its first ping.
+REACH_TIMEOUT = 5.0
+
+
+async def reach_redis(url: str) -> None:
+    """Ping ``url`` once, so that a demo without a Redis says so in one line instead of
+    starting workers and a monitor that have nothing to talk to.
+
+    Raises:
+        RedisUnreachable: no answer within ``REACH_TIMEOUT`` seconds, or the connection
+            failed.
+    """
+    import coredis
+
+    from .agents.transport._streams import open_client
+
+    client: coredis.Redis[str] = coredis.Redis.from_url(url, decode_responses=True)
+    try:
+        with trio.fail_after(REACH_TIMEOUT):
+            async with open_client(client):
+                await client.ping()
+    except (OSError, trio.TooSlowError, coredis.exceptions.RedisError) as error:
+        why = str(error) or type(error).__name__
+        raise RedisUnreachable(f"cannot reach Redis at {url}: {why}") from None
 
 
 def load_agents(specs: Sequence[str], agent_id: str | None, concurrency: int | None) -> list[Agent]:
@@ -125,6 +155,7 @@ async def machines_demo(
     from .monitor import open_monitor
 
     ns = namespace or f"trioflow-demo-{os.getpid()}"
+    await reach_redis(url)
     write(f"== trioflow machines demo: two worker processes on {url}, namespace {ns!r} ==")
     workers: dict[str, trio.Process] = {}
     start = trio.current_time()
