@@ -26,6 +26,7 @@ from trioflow.agents import (
     EventKind,
     Message,
     MessageType,
+    NoCapableAgentError,
     RedisTransport,
     open_coordinator,
     serve_agents,
@@ -580,3 +581,57 @@ async def test_a_task_revoked_before_its_worker_saw_the_work_never_runs(
             # One slot: the next task runs once the revoked assignment is reported.
             assert await coord.submit(mark(2)).wait() == 2
     assert marks.read_text().split() == ["0", "2"]
+
+
+class Asker(Agent):
+    """Delegates to a capability nobody has, and to one whose task fails, catching what
+    ``request()`` raises in process."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(agent_id, {"ask"})
+
+    async def process_task(self, task: Mapping[str, Any]) -> Any:
+        try:
+            await self.request("nobody", {})
+        except NoCapableAgentError as exc:
+            nobody = exc.capability
+        try:
+            await self.request("refuse", {"why": "bad input"})
+        except TaskFailed as exc:
+            return [nobody, exc.status.value, type(exc.error).__name__, str(exc.error)]
+
+
+class Refuser(Agent):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(agent_id, {"refuse"})
+
+    async def process_task(self, task: Mapping[str, Any]) -> Any:
+        await trio.lowlevel.checkpoint()
+        raise TaskRejected(task["why"])
+
+
+async def test_a_remote_request_raises_what_it_raises_in_process(redis_url: str, ns: str) -> None:
+    """An agent of a worker process that delegates gets NoCapableAgentError (with its
+    capability) and TaskFailed (with its status and cause) from request(), as in process;
+    they came back as RemoteError, which its except clauses did not catch."""
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+
+            async def serve() -> None:
+                await serve_agents(
+                    [Asker("asker"), Refuser("refuser")],
+                    transport=RedisTransport(redis_url, namespace=ns),
+                )
+
+            nursery.start_soon(serve)
+            async with open_coordinator(
+                **FAST, transport=RedisTransport(redis_url, namespace=ns)
+            ) as coord:
+                await wait_online(coord, 2)
+                assert await coord.submit({"type": "ask"}).wait() == [
+                    "nobody",
+                    "failed",
+                    "TaskRejected",
+                    "bad input",
+                ]
+            nursery.cancel_scope.cancel()

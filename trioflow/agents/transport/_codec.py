@@ -7,7 +7,10 @@ value it cannot carry, which is how a task that cannot cross the wire fails at `
 
 An attempt's error crosses as its class name, message and traceback and is rebuilt on the
 other side as the same builtin class where there is one (so a retry policy's ``retry_on``
-matches as it would in one process) or as :class:`RemoteError`.
+matches as it would in one process) or as :class:`RemoteError`. The errors an agent's
+``request()`` raises in process cross as themselves too: :class:`~trioflow.TaskFailed` (with
+its task id, status and cause) and :class:`~trioflow.agents.NoCapableAgentError`, so an
+agent that catches them works the same in a worker process.
 
 This module needs no Redis client, so the coordinator can check tasks without one.
 """
@@ -19,8 +22,9 @@ import json
 import traceback
 from typing import Any, Final, Protocol, final, runtime_checkable
 
-from ..._errors import AgentGone, TaskRejected, TrioflowError
+from ..._errors import AgentGone, NoCapableAgentError, TaskFailed, TaskRejected, TrioflowError
 from .._messages import AgentCapability, Message, MessageType
+from .._records import AssignmentStatus
 from ._protocol import implements
 
 __all__ = [
@@ -102,11 +106,29 @@ class RemoteError(TrioflowError):
         self.remote_traceback = remote_traceback
 
 
-def error_data(error: BaseException) -> dict[str, str]:
+def _plain(value: object) -> bool:
+    """Whether any codec carries ``value`` (a task's ``"type"`` is one of these)."""
+    return value is None or isinstance(value, (str, int, float, AgentCapability))
+
+
+def error_data(error: BaseException) -> dict[str, Any]:
     """What crosses the wire for an attempt's error: its class name, message and traceback
-    (the last 4,000 characters)."""
+    (the last 4,000 characters); for a :class:`~trioflow.TaskFailed` its task id, status and
+    cause, for a :class:`~trioflow.agents.NoCapableAgentError` its capability (when they are
+    plain values, so the description always encodes)."""
     formatted = "".join(traceback.format_exception(error))
-    return {"type": type(error).__name__, "message": str(error), "traceback": formatted[-4000:]}
+    data: dict[str, Any] = {
+        "type": type(error).__name__,
+        "message": str(error),
+        "traceback": formatted[-4000:],
+    }
+    if isinstance(error, TaskFailed) and _plain(error.task_id):
+        data["task_id"] = error.task_id
+        data["status"] = str(getattr(error.status, "value", error.status))
+        data["cause"] = None if error.error is None else error_data(error.error)
+    elif isinstance(error, NoCapableAgentError) and _plain(error.capability):
+        data["capability"] = error.capability
+    return data
 
 
 def _rebuildable() -> dict[str, type[BaseException]]:
@@ -133,15 +155,37 @@ def error_from(data: Any) -> BaseException:
         raise ValueError(f"not an error description: {data!r}")
     name, message = data["type"], str(data.get("message", ""))
     trace = str(data.get("traceback", ""))
-    error: BaseException
-    cls = _REBUILD.get(name)
-    try:
-        error = cls(message) if cls is not None else RemoteError(name, message, trace)
-    except Exception:  # a constructor that wants other arguments
-        error = RemoteError(name, message, trace)
+    error: BaseException | None = _rebuild_structured(name, data)
+    if error is None:
+        cls = _REBUILD.get(name)
+        try:
+            error = cls(message) if cls is not None else RemoteError(name, message, trace)
+        except Exception:  # a constructor that wants other arguments
+            error = RemoteError(name, message, trace)
     if trace:
         error.add_note(f"raised in a worker process:\n{trace.rstrip()}")
     return error
+
+
+_STATUSES: Final = frozenset(status.value for status in AssignmentStatus)
+
+
+def _rebuild_structured(name: str, data: dict[str, Any]) -> BaseException | None:
+    """The :class:`~trioflow.TaskFailed` or :class:`~trioflow.agents.NoCapableAgentError`
+    that :func:`error_data` described with its fields, or ``None``."""
+    if name == "NoCapableAgentError" and "capability" in data:
+        return NoCapableAgentError(data["capability"])
+    if name == "TaskFailed" and "status" in data:
+        raw = data.get("cause")
+        try:
+            cause = None if raw is None else error_from(raw)
+        except ValueError:
+            cause = None
+        status: object = data["status"]
+        if status in _STATUSES:
+            status = AssignmentStatus(status)
+        return TaskFailed(data.get("task_id"), status, cause)
+    return None
 
 
 def message_data(message: Message) -> dict[str, Any]:
