@@ -106,8 +106,20 @@ def test_scheduler_demo_says_when_every_task_completed() -> None:
     assert "  all 20 tasks completed" in done.stdout
 
 
-def test_demo_without_a_name_runs_both_scenarios() -> None:
-    done = run("demo")
+def test_demo_without_a_name_runs_both_scenarios_without_the_optional_extras() -> None:
+    """The README's first command: the demo of a plain install (no coredis, no rich)."""
+    without_extras = (
+        "import runpy, sys; sys.modules['coredis'] = sys.modules['rich'] = None; "
+        "sys.argv = ['trioflow', 'demo']; runpy.run_module('trioflow', run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", without_extras],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "scheduler demo" in done.stdout and "agents demo" in done.stdout
 

@@ -12,6 +12,8 @@ importer's own packages are already being imported when it runs, so they are no 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "trioflow"
@@ -114,3 +116,22 @@ def test_the_agent_does_not_know_the_coordinator() -> None:
             todo.append(nxt)
     assert "trioflow.agents._coordinator" not in below_agent
     assert "trioflow.agents._supervisor" not in below_agent
+
+
+def test_the_redis_extra_is_needed_only_for_redis() -> None:
+    """Without coredis every in-process name imports; the Redis names say what to install."""
+    probe = (
+        "import sys; sys.modules['coredis'] = None\n"
+        "import trioflow, trioflow.agents, trioflow.monitor\n"
+        "from trioflow.agents import RegistrationRefused, RedisTransport\n"
+        "assert 'serve_agents' in dir(trioflow.agents)\n"
+        "try:\n"
+        "    trioflow.agents.serve_agents\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "needs coredis" in done.stdout

@@ -150,3 +150,8 @@ class DelegationDeadlock(TrioflowError):
         self.requester = requester
         self.capability = capability
         self.cycle = list(cycle)
+
+
+class RegistrationRefused(TrioflowError):
+    """The coordinator refused an agent's registration (an id that is online already with
+    a different agent, or that came back with other capabilities)."""

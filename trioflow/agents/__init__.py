@@ -3,11 +3,14 @@
 Public names only; the implementation lives in private modules.
 """
 
+from typing import TYPE_CHECKING
+
 from .._errors import (
     AgentGone as AgentGone,
     AgentUnavailableError as AgentUnavailableError,
     DelegationDeadlock as DelegationDeadlock,
     NoCapableAgentError as NoCapableAgentError,
+    RegistrationRefused as RegistrationRefused,
     TaskFailed as TaskFailed,
     TaskRejected as TaskRejected,
     UnknownAgentError as UnknownAgentError,
@@ -36,7 +39,6 @@ from ._records import (
     RunningTask as RunningTask,
 )
 from ._supervision import RestartPolicy as RestartPolicy
-from ._worker import RegistrationRefused as RegistrationRefused, serve_agents as serve_agents
 from .transport import (
     InMemoryTransport as InMemoryTransport,
     RedisTransport as RedisTransport,
@@ -44,7 +46,30 @@ from .transport import (
     WorkItem as WorkItem,
 )
 
+if TYPE_CHECKING:
+    from ._worker import serve_agents as serve_agents
+
 # The seed chapter's name for the base class.
 BaseAgent = Agent
+
+
+def __getattr__(name: str) -> object:
+    # serve_agents needs coredis (the ``redis`` extra): it is imported on first use, so
+    # that ``import trioflow.agents`` (and every in-process use) works without it.
+    if name == "serve_agents":
+        from .transport._redis import import_redis
+
+        import_redis()
+        from ._worker import serve_agents
+
+        serve_agents.__module__ = __name__
+        globals()[name] = serve_agents
+        return serve_agents
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "serve_agents"})
+
 
 _publish(globals(), "trioflow.agents")

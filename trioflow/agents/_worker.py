@@ -49,7 +49,12 @@ from typing import Any, Final, final
 import coredis
 import trio
 
-from .._errors import AgentUnavailableError, TaskRejected, TrioflowError, UnknownAgentError
+from .._errors import (
+    AgentUnavailableError,
+    RegistrationRefused,
+    TaskRejected,
+    UnknownAgentError,
+)
 from ._agent import Agent
 from ._messages import Message
 from .transport._codec import Codec, error_data, error_from, message_data, message_from
@@ -78,11 +83,6 @@ SHUTDOWN_TIMEOUT: Final = 5.0
 REVOKED_KEPT: Final = 10_000
 
 _CONNECTION_ERRORS: Final = (OSError, TimeoutError, coredis.exceptions.ConnectionError)
-
-
-class RegistrationRefused(TrioflowError):
-    """The coordinator refused an agent's registration (an id that is online already with
-    a different agent, or that came back with other capabilities)."""
 
 
 @final
