@@ -635,3 +635,45 @@ async def test_a_remote_request_raises_what_it_raises_in_process(redis_url: str,
                     "bad input",
                 ]
             nursery.cancel_scope.cancel()
+
+
+class Delegator(Agent):
+    """``{"type": "delegate"}``: asks a napper for a one-second nap, returns its answer."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(agent_id, {"delegate"})
+
+    async def process_task(self, task: Mapping[str, Any]) -> Any:
+        return ["asked", await self.request("nap", {"seconds": 1.0})]
+
+
+async def test_a_request_waiting_when_the_coordinator_restarts_is_answered_by_the_new_one(
+    redis_url: str, ns: str
+) -> None:
+    """A remote agent's request() in progress when its coordinator stops is asked again of
+    the coordinator that takes over (the old one's answer will never come), so the task
+    that waits on it finishes; it waited for ever."""
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+
+            async def serve() -> None:
+                await serve_agents(
+                    [Delegator("delegator"), Sleepy("napper")],
+                    transport=RedisTransport(redis_url, namespace=ns),
+                )
+
+            nursery.start_soon(serve)
+            with trio.CancelScope() as first:
+                async with open_coordinator(
+                    **FAST, transport=RedisTransport(redis_url, namespace=ns)
+                ) as coord:
+                    await wait_online(coord, 2)
+                    coord.submit({"type": "delegate"}, id="delegating")
+                    await trio.sleep(0.3)  # the request is made, the nap under way
+                    first.cancel()
+            async with open_coordinator(
+                **FAST, transport=RedisTransport(redis_url, namespace=ns)
+            ) as second:
+                with trio.fail_after(10):
+                    assert await second.result("delegating") == ["asked", None]
+            nursery.cancel_scope.cancel()

@@ -190,7 +190,11 @@ class _Worker:
             self.settings, self.epoch = found
             logger.info("a new coordinator (epoch %d): registering again", self.epoch)
             for served in self.served.values():
-                served.restart() if changed else served.register()
+                if changed:
+                    served.restart()  # its loops start over: what they asked is cancelled
+                else:
+                    served.register()
+                    served.ask_again()
 
     # -- shutting down ------------------------------------------------------------------------
 
@@ -287,6 +291,10 @@ class _Served:
         self._work: trio.MemorySendChannel[WorkItem] | None = None
         self._messages: trio.MemorySendChannel[Message] | None = None
         self._replies: dict[str, tuple[trio.Event, list[Any]]] = {}
+        #: What the agent's request() and send_message() calls waiting for a reply sent to
+        #: the coordinator, by request id, with the local token of the asking attempt (0:
+        #: none): sent again to a new coordinator (see ask_again).
+        self._asked: dict[str, tuple[dict[str, str], int]] = {}
         self._refused: str | None = None
         self._beats = 0
 
@@ -553,6 +561,18 @@ class _Served:
 
     # -- reports ---------------------------------------------------------------------------------
 
+    def ask_again(self) -> None:
+        """A new coordinator started: the one this agent's waiting ``request()`` and
+        ``send_message()`` calls asked will never answer (its requests died with it), so
+        ask the new one. Execution stays at least once: the old coordinator may have served
+        a request (its delegated task is adopted and runs again) or delivered a message."""
+        for fields, local in self._asked.values():
+            again = dict(fields)
+            if again["k"] == "req":
+                attempt = self.attempts.get(local)
+                again["w"] = "" if attempt is None else attempt.token
+            self.worker.xadd_inbound(again)
+
     def _settle_write(self, entry: Entry) -> Write:
         # A report of a task no store knows settles its entry and does nothing else.
         keys = self.worker.keys
@@ -597,13 +617,16 @@ class _Served:
         request = secrets.token_hex(8)
         event = trio.Event()
         slot: list[Any] = []
-        self._replies[request] = (event, slot)
         data = self.worker.codec.encode(message_data(message))
-        self.worker.xadd_inbound({"k": "msg", "a": self.id, "r": request, "d": data})
+        fields = {"k": "msg", "a": self.id, "r": request, "d": data}
+        self._replies[request] = (event, slot)
+        self._asked[request] = (fields, 0)
+        self.worker.xadd_inbound(fields)
         try:
             await event.wait()
         finally:
             del self._replies[request]
+            del self._asked[request]
         reply = slot[0]
         if not isinstance(reply, dict):
             raise TypeError(f"a malformed reply: {reply!r}")
@@ -627,15 +650,18 @@ class _Served:
         data = codec.encode({"capability": capability, "task": dict(task)})
         request = secrets.token_hex(8)
         waiter = ""
+        local = 0
         endpoint = self._endpoint
         current = getattr(endpoint, "current_attempt", None)
         if current is not None:
-            attempt = self.attempts.get(current())
+            local = current()
+            attempt = self.attempts.get(local)
             waiter = "" if attempt is None else attempt.token
         event = trio.Event()
         slot: list[Any] = []
-        self._replies[request] = (event, slot)
         fields = {"k": "req", "a": self.id, "r": request, "w": waiter, "d": data}
+        self._replies[request] = (event, slot)
+        self._asked[request] = (fields, local)
         self.worker.xadd_inbound(fields)
         try:
             await event.wait()
@@ -644,6 +670,7 @@ class _Served:
             raise
         finally:
             del self._replies[request]
+            del self._asked[request]
         reply = slot[0]
         if not isinstance(reply, dict):
             raise TypeError(f"a malformed reply: {reply!r}")
