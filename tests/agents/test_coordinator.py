@@ -557,6 +557,28 @@ async def test_bad_tasks_and_agents(autojump_clock: MockClock) -> None:
         await Agent("lonely", {"s"}).send_message(Message(MessageType.HEARTBEAT, "lonely", "x"))
 
 
+class Delegating(Agent):
+    async def process_task(self, task: dict[str, Any]) -> Any:
+        if task.get("inner"):
+            return "inner"
+        return await self.request("x", {"inner": 1})
+
+
+async def test_an_agent_id_of_none_or_unhashable_is_refused(autojump_clock: MockClock) -> None:
+    """None means "no agent" to the dispatcher (a task's requester to avoid, say): an agent
+    with that id was accepted, and its request() for its own capability was given to
+    itself and waited for ever instead of raising NoCapableAgentError as for any id."""
+    with pytest.raises(ValueError, match=r"^an agent's id may not be None$"):
+        Delegating(None, {"x"})
+    with pytest.raises(TypeError, match=r"^an agent's id must be hashable, got \['a'\]$"):
+        Delegating(["a"], {"x"})
+    async with open_coordinator() as coord:
+        await Delegating("a", {"x"}).connect(coord)
+        with pytest.raises(TaskFailed) as failed:
+            await coord.submit({"type": "x"}).wait()
+        assert isinstance(failed.value.error, NoCapableAgentError)
+
+
 async def test_an_agent_without_process_task_fails_its_tasks(autojump_clock: MockClock) -> None:
     async with open_coordinator(max_attempts=1) as coord:
         await Agent("bare", {"s"}).connect(coord)

@@ -179,6 +179,7 @@ def test_heartbeat_deadlines() -> None:
     [
         (("a", {"s"}, 0), "concurrency must be >= 1, got 0"),
         (("a", set(), 1), "has no capabilities"),
+        ((None, {"s"}, 1), "an agent's id may not be None"),
     ],
 )
 def test_bad_registrations(args: tuple, message: str) -> None:

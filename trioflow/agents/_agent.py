@@ -21,6 +21,7 @@ from typing import Any, Final, Protocol
 import trio
 
 from .._validate import check_int
+from ._dispatch import check_agent_id
 from ._messages import Message
 from .transport._protocol import AgentEndpoint, CoordinatorLink, WorkItem
 
@@ -48,13 +49,15 @@ class Agent:
         concurrency: how many tasks it works on at once.
 
     Raises:
-        TypeError: ``capabilities`` is a string, or ``concurrency`` is not an int.
-        ValueError: no capabilities, or ``concurrency < 1``.
+        TypeError: ``agent_id`` is not hashable, ``capabilities`` is a string, or
+            ``concurrency`` is not an int.
+        ValueError: ``agent_id`` is ``None``, no capabilities, or ``concurrency < 1``.
     """
 
     def __init__(
         self, agent_id: Hashable, capabilities: Iterable[Hashable], *, concurrency: int = 1
     ) -> None:
+        check_agent_id(agent_id)
         if isinstance(capabilities, (str, bytes)):
             raise TypeError("capabilities must be a collection, not a string")
         caps = frozenset(capabilities)

@@ -54,6 +54,7 @@ __all__ = [
     "DEFAULT_RETRY",
     "AgentRecord",
     "Assignment",
+    "check_agent_id",
     "Dispatcher",
     "Outcome",
     "TaskRecord",
@@ -93,6 +94,22 @@ def resolve_retry(
     if retry is not DEFAULT_RETRY:
         raise ValueError("give retry= or max_attempts=, not both")
     return RetryPolicy(max_retries=attempts - 1, delay=0.0)
+
+
+def check_agent_id(agent_id: object) -> None:
+    """Refuse an id no agent may have: ``None`` means "no agent" here (a task's
+    ``agent_id`` before it is assigned, a task that avoids no requester), so an agent with
+    that id could be given its own delegated task, and wait on itself for ever.
+
+    Raises:
+        ValueError: ``agent_id`` is ``None``. TypeError: it is not hashable.
+    """
+    if agent_id is None:
+        raise ValueError("an agent's id may not be None")
+    try:
+        hash(agent_id)
+    except TypeError:
+        raise TypeError(f"an agent's id must be hashable, got {agent_id!r}") from None
 
 
 @attrs.define(eq=False)
@@ -278,7 +295,14 @@ class Dispatcher:
     def register(
         self, agent_id: Hashable, capabilities: Iterable[Hashable], concurrency: int, now: float
     ) -> Outcome:
-        """Add an agent (online) and give it waiting work."""
+        """Add an agent (online) and give it waiting work.
+
+        Raises:
+            ValueError: the id is registered already, or ``None`` (see
+                :func:`check_agent_id`); no capabilities; ``concurrency < 1``.
+            TypeError: an unhashable id, or a ``concurrency`` that is not an int.
+        """
+        check_agent_id(agent_id)
         if agent_id in self.agents:
             raise ValueError(f"an agent with id {agent_id!r} is already registered")
         concurrency = check_int("concurrency", concurrency, minimum=1)
