@@ -579,6 +579,22 @@ async def test_an_agent_id_of_none_or_unhashable_is_refused(autojump_clock: Mock
         assert isinstance(failed.value.error, NoCapableAgentError)
 
 
+async def test_an_unhashable_type_or_id_is_refused_with_a_message_that_says_so(
+    autojump_clock: MockClock,
+) -> None:
+    """submit(), run_all() and request() say which value is not hashable (it was a bare
+    "unhashable type: 'list'"), and nothing is submitted."""
+    async with open_coordinator() as coord:
+        await Delegating("a", {"x"}).connect(coord)
+        with pytest.raises(TypeError, match=r"^a task's 'type' must be hashable, got \['x'\]$"):
+            coord.submit({"type": ["x"]})
+        with pytest.raises(TypeError, match=r"^a task's id must be hashable, got \[1\]$"):
+            coord.submit({"type": "x"}, id=[1])
+        with pytest.raises(TypeError, match=r"^a task's 'type' must be hashable, got \{\}$"):
+            await coord.run_all([{"type": "x"}, {"type": {}}])
+        assert coord.stats().submitted == 0
+
+
 async def test_an_agent_without_process_task_fails_its_tasks(autojump_clock: MockClock) -> None:
     async with open_coordinator(max_attempts=1) as coord:
         await Agent("bare", {"s"}).connect(coord)

@@ -375,7 +375,8 @@ class Coordinator:
         restarted coordinator's caller finds the task's result again.
 
         Raises:
-            TypeError: ``task`` is not a mapping (or the transport cannot carry it).
+            TypeError: ``task`` is not a mapping, its ``"type"`` or ``id`` is not hashable
+                (or the transport cannot carry it).
             ValueError: it has no ``"type"``.
             DuplicateTaskError: ``id`` is the id of an unfinished task.
             NoCapableAgentError: no registered agent has that capability.
@@ -461,7 +462,13 @@ class Coordinator:
                 check_wire(payload)
                 capabilities.append(payload["type"])
         known = self._dispatch.is_known_capability
-        for capability in set(capabilities):
+        try:
+            distinct = set(capabilities)
+        except TypeError:
+            for capability in capabilities:
+                _check_hashable("a task's 'type'", capability)
+            raise
+        for capability in distinct:
             if not known(capability):
                 raise NoCapableAgentError(capability)
         batch = _Batch(len(payloads))
@@ -578,8 +585,9 @@ class Coordinator:
             raise TypeError(f"a task must be a mapping, got {task!r}")
         if "type" not in task:
             raise ValueError(f"a task needs a 'type' (the capability it needs): {task!r}")
-        self._check_wire(task)
         capability: Hashable = task["type"]
+        _check_hashable("a task's 'type'", capability)
+        self._check_wire(task)
         return capability
 
     def _submit(
@@ -595,6 +603,8 @@ class Coordinator:
             capability: Hashable = task["type"]
         else:
             capability = self._check_task(task)
+            if task_id is not None:
+                _check_hashable("a task's id", task_id)
         if task_id is not None and task_id in self._active:
             raise DuplicateTaskError(task_id)
         record, outcome = self._dispatch.submit(
@@ -997,6 +1007,15 @@ class Coordinator:
             self._cancel(record, shutdown, revoke=False)
         self._transport.close()
         self._events.close()
+
+
+def _check_hashable(what: str, value: object) -> None:
+    """Raise a ``TypeError`` that names ``what`` when ``value`` is not hashable (the bare
+    "unhashable type" of a dict lookup says nothing of where it came from)."""
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(f"{what} must be hashable, got {value!r}") from None
 
 
 def _status(online: bool, in_flight: int) -> AgentStatus:
