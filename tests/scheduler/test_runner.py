@@ -829,6 +829,39 @@ async def test_submit_from_a_thread_after_the_end_is_a_clear_error(clock: MockCl
     assert sched.stats().total == 0 and sched.limiter.borrowed_tokens == 0
 
 
+async def test_a_task_in_a_worker_thread_can_cancel_other_tasks(clock: MockClock) -> None:
+    """cancel() from another thread is carried into the scheduler's run, as submit() is: the
+    running task is interrupted and the queued one ends at once. (Before, it cancelled the
+    attempt's scope from the thread, which failed half-way inside trio with "must be called
+    from async context" and left the run stuck: this test hung.)"""
+
+    async def runs() -> None:
+        with trio.CancelScope():  # (a scope inside the attempt's: its cancel reaches it too)
+            await trio.sleep_forever()
+
+    async with open_scheduler(max_workers=2) as sched:
+        running = sched.submit(runs, id="running")
+        queued = sched.submit(trio.sleep, 100, id="queued", priority=9)
+
+        def cancels() -> str:
+            running.cancel()
+            queued.cancel()
+            return "cancelled both"
+
+        canceller = sched.submit(cancels, id="canceller")
+        assert await canceller.wait() == "cancelled both"
+    assert running.status is TaskStatus.CANCELLED and running.attempts == 1
+    assert queued.status is TaskStatus.CANCELLED and queued.attempts == 0
+    assert trio.current_time() == 0
+
+
+async def test_cancel_from_a_thread_after_the_end_does_nothing(clock: MockClock) -> None:
+    async with open_scheduler() as sched:
+        done = sched.submit(noop)
+    await trio.to_thread.run_sync(done.cancel)
+    assert done.status is TaskStatus.COMPLETED
+
+
 async def test_bad_input_from_a_thread_is_raised_in_that_thread(clock: MockClock) -> None:
     async with open_scheduler() as sched:
         with pytest.raises(TypeError, match="fn must be callable"):

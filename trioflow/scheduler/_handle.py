@@ -111,7 +111,9 @@ class TaskHandle(TaskRecord, Generic[T]):
         """Cancel the task, and so every task that depends on it.
 
         A task that is not running ends CANCELLED at once; a running one is cancelled at its
-        next checkpoint. Cancelling a finished task does nothing.
+        next checkpoint. Cancelling a finished task does nothing. It may be called from
+        another thread (a plain-function task running in a worker thread, say), as
+        :meth:`Scheduler.submit` may.
         """
         self._scheduler._cancel(self)
 

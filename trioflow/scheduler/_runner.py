@@ -35,6 +35,7 @@ changed context carries its own copy, and its coroutine is stepped inside it.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -732,6 +733,13 @@ class Scheduler:
             self._start_workers()
 
     def _cancel(self, task: TaskRecord) -> None:
+        if threading.get_ident() != self._thread:
+            # From a worker thread (a plain-function task, say): the decider and the scopes
+            # are the trio run's, so the cancel is carried there, as submit() is.
+            # (Once the scheduler has finished every task is terminal: nothing to cancel.)
+            with contextlib.suppress(SchedulerClosedError):
+                self._from_thread(functools.partial(self._cancel, task))
+            return
         scope = self._scopes.get(task)
         if self._decider.cancel(task, self._now()) and scope is not None:  # type: ignore[arg-type]
             scope.cancel()
