@@ -6,6 +6,7 @@ heartbeat timeout" from "never", not fast from slow.
 
 from __future__ import annotations
 
+import random
 import signal
 from collections.abc import Mapping
 from pathlib import Path
@@ -677,3 +678,63 @@ async def test_a_request_waiting_when_the_coordinator_restarts_is_answered_by_th
                 with trio.fail_after(10):
                     assert await second.result("delegating") == ["asked", None]
             nursery.cancel_scope.cancel()
+
+
+class Wide(Agent):
+    """``{"type": "wide", "n": N}``: 50 ms, then N; 50 at a time."""
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(agent_id, {"wide"}, concurrency=50)
+
+    async def process_task(self, task: Mapping[str, Any]) -> Any:
+        await trio.sleep(0.05)
+        return task["n"]
+
+
+async def test_redis_keeps_the_outcome_the_coordinator_gave_a_cancelled_task(
+    redis_url: str, ns: str
+) -> None:
+    """Tasks cancelled about when their agent finishes them: whichever way each went, Redis
+    keeps the outcome its handle gave, and coord.result() of a later coordinator says the
+    same. A result that reached Redis before the cancel stayed there as "done" (for a
+    quarter of the cancelled tasks here), so the task ended cancelled for one caller and
+    completed for the next."""
+    rng = random.Random(13)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+
+            async def serve() -> None:
+                await serve_agents([Wide("w")], transport=RedisTransport(redis_url, namespace=ns))
+
+            nursery.start_soon(serve)
+            async with open_coordinator(
+                **FAST, transport=RedisTransport(redis_url, namespace=ns)
+            ) as coord:
+                await wait_online(coord, 1)
+                handles = []
+                async with trio.open_nursery() as cancels:
+                    for n in range(120):
+                        handle = coord.submit({"type": "wide", "n": n}, id=f"t{n}")
+                        handles.append(handle)
+                        cancels.start_soon(_cancel_after, handle, 0.05 + rng.uniform(-0.005, 0.01))
+                        await trio.sleep(0.005)
+            outcomes = {handle.id: handle.status for handle in handles}
+            # Here about a quarter complete first; how many depends on the machine.
+            ended = {AssignmentStatus.COMPLETED, AssignmentStatus.CANCELLED}
+            assert set(outcomes.values()) <= ended
+            async with open_coordinator(
+                **FAST, transport=RedisTransport(redis_url, namespace=ns)
+            ) as later:
+                for task_id, status in outcomes.items():
+                    if status is AssignmentStatus.COMPLETED:
+                        assert await later.result(task_id) == int(str(task_id)[1:])
+                    else:
+                        with pytest.raises(TaskFailed) as failed:
+                            await later.result(task_id)
+                        assert failed.value.status is AssignmentStatus.CANCELLED
+            nursery.cancel_scope.cancel()
+
+
+async def _cancel_after(handle: Any, seconds: float) -> None:
+    await trio.sleep(seconds)
+    handle.cancel()

@@ -27,7 +27,10 @@ result only under that owner and token. The coordinator checks the token again
 (``Dispatcher``): a result counts when both agree, and a task completes exactly once. The one
 race the two layers see differently is settled by Redis: a report that reached Redis before
 a reassignment of the same task did completes it there, and the reassignment's ``ASSIGN``
-finds the task done and hands its result to the coordinator under the new token.
+finds the task done and hands its result to the coordinator under the new token. A cancel
+or a final failure is the coordinator's own word, told to its caller at once: ``FINISH``
+records it even over a result that reached Redis first, so ``coord.result(task_id)`` never
+says otherwise later.
 
 **Heartbeats** are keys with a TTL of ``heartbeat_timeout``, renewed by each beat of the
 agent's own heartbeat loop; the coordinator reads them all with one ``MGET`` every tick

@@ -39,8 +39,9 @@ the server: ``SUBMIT`` (the task's hash and its place in the open set), ``ASSIGN
 fencing token recorded, work entry appended to the owner's inbox, or a refusal if the task is
 finished), ``REPORT`` (an outcome recorded only under the current owner and token; the entry
 acknowledged and deleted; one report appended for the coordinator), ``FINISH`` (the
-coordinator's final failure or cancel). One ``EVALSHA`` costs ~240 µs here, a ``PING`` ~160:
-sent one at a time that is ~460 µs per completion, and 45-61 µs in pipelines of 100, so the
+coordinator's final failure or cancel, which holds over a result reported meanwhile). One
+``EVALSHA`` costs ~240 µs here, a ``PING`` ~160: sent one at a time that is ~460 µs per
+completion, and 45-61 µs in pipelines of 100, so the
 scripts run in batches (:meth:`Scripts.run_many`: raw ``EVALSHA`` s in one pipeline, because
 coredis adds a ``SCRIPT EXISTS`` round trip to any pipeline that calls a ``Script`` object;
 reloaded once on ``NOSCRIPT``, which is what a restarted Redis answers).
@@ -486,12 +487,17 @@ return 1
 """
 
 #: KEYS: task hash, open set.  ARGV: state (failed | timeout | cancelled), error, task id.
-#: The coordinator's final word on a task that did not complete. -> 1, or 0 if it is done.
+#: The coordinator's final word on a task that did not complete. It holds even over a
+#: result its agent reported meanwhile (the coordinator cancelled the task, or failed it
+#: when its agent went silent, before that report reached it): the coordinator has told its
+#: caller how the task ended, and Redis must not later say otherwise (``coord.result``).
+#: -> 1, or 0 if it overrode a result.
 FINISH_LUA: Final = """
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'done' then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'error', ARGV[2], 'owner', '', 'token', '')
+redis.call('HDEL', KEYS[1], 'result')
 redis.call('ZREM', KEYS[2], ARGV[3])
+if state == 'done' then return 0 end
 return 1
 """
 
