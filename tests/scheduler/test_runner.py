@@ -648,6 +648,9 @@ async def test_submit_from_inside_a_running_task(clock: MockClock) -> None:
         ({"depends_on": "task-a"}, TypeError, "not a string"),
         ({"id": "taken"}, DuplicateTaskError, "'taken' is already in use"),
         ({"depends_on": ["nope"]}, UnknownDependencyError, "unknown task 'nope'"),
+        ({"id": [1]}, TypeError, r"^id must be hashable, got \[1\]$"),
+        ({"depends_on": [[1]]}, TypeError, r"^depends_on holds handles or ids \(hashable\), "),
+        ({"kwargs": {1: "x"}}, TypeError, r"^kwargs keys must be strings, got 1$"),
     ],
 )
 async def test_bad_input_fails_at_submit_with_nothing_scheduled(

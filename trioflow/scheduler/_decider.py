@@ -314,9 +314,14 @@ class Decider(Generic[R]):
 
         Raises:
             DuplicateTaskError: its id is in use; nothing changes.
+            TypeError: its id is not hashable; nothing changes.
         """
         tasks = self.tasks
-        if task.id in tasks:
+        try:
+            in_use = task.id in tasks
+        except TypeError:
+            raise TypeError(f"id must be hashable, got {task.id!r}") from None
+        if in_use:
             raise DuplicateTaskError(task.id)
         tasks[task.id] = task
         counts = self.counts

@@ -314,6 +314,9 @@ class Scheduler:
             if not isinstance(kwargs, Mapping):
                 raise TypeError(f"kwargs must be a mapping or None, got {kwargs!r}")
             kwargs = dict(kwargs)
+            for key in kwargs:
+                if type(key) is not str:
+                    raise TypeError(f"kwargs keys must be strings, got {key!r}")
         if id is None:
             self._auto_ids += 1
             task_id: Hashable = f"{spec.name}#{self._auto_ids}"
@@ -548,7 +551,12 @@ class Scheduler:
             if dependency._spec.owner is not self:
                 raise UnknownDependencyError(task_id, dependency.id)
             return dependency
-        known = self._decider.tasks.get(dependency)
+        try:
+            known = self._decider.tasks.get(dependency)
+        except TypeError:
+            raise TypeError(
+                f"depends_on holds handles or ids (hashable), got {dependency!r}"
+            ) from None
         if known is None:
             raise UnknownDependencyError(task_id, dependency)
         return known
