@@ -190,10 +190,11 @@ class _Worker:
             self.settings, self.epoch = found
             logger.info("a new coordinator (epoch %d): registering again", self.epoch)
             for served in self.served.values():
-                if changed:
-                    served.restart()  # its loops start over: what they asked is cancelled
-                else:
-                    served.register()
+                # With new settings its loops start over: what they asked is cancelled.
+                served.restart() if changed else served.register()
+            if not changed:
+                # After every registration: a request may need an agent of this worker.
+                for served in self.served.values():
                     served.ask_again()
 
     # -- shutting down ------------------------------------------------------------------------
