@@ -503,6 +503,33 @@ async def test_a_pooled_task_that_waits_gives_its_place_back(clock: MockClock) -
     assert trio.current_time() == 0.5 + 3
 
 
+async def test_a_pooled_task_that_waited_goes_on_as_soon_as_a_place_is_free(
+    clock: MockClock,
+) -> None:
+    """Going on after a wait is not a start: a place is all it needs, even when it had to
+    queue for one behind the pool's rate-limited work."""
+    log: list[tuple[str, float]] = []
+    pool = Pool(max_concurrent=1, max_per_second=0.1)
+    async with open_scheduler() as sched:
+        other = sched.submit(trio.sleep, 11)
+
+        async def waits() -> None:
+            await other.wait()  # ends at 11, while c holds the place
+            log.append(("a goes on", trio.current_time()))
+
+        async def c() -> None:
+            log.append(("c starts", trio.current_time()))  # at 10: the rate's next start
+            await trio.sleep(2)
+            sched.submit(d, pool=pool)  # held by the rate (due at 20) when a wants back in
+
+        async def d() -> None:
+            log.append(("d starts", trio.current_time()))
+
+        sched.submit(waits, pool=pool)
+        sched.submit(c, pool=pool)
+    assert log == [("c starts", 10.0), ("a goes on", 12.0), ("d starts", 20.0)]
+
+
 @pytest.mark.parametrize("how", ["cancel", "timeout", "cancel after its turn came"])
 async def test_a_pooled_task_cut_short_while_it_waits_gives_its_place_back_once(
     clock: MockClock, how: str

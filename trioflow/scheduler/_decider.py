@@ -384,9 +384,13 @@ class Decider(Generic[R]):
                     continue
                 if kind is Resume:
                     if not pool.has_place():
-                        pool.held.push(entry, entry.priority)
+                        pool.resumes.push(entry, entry.priority)
                         continue
                     pool.running += 1  # a place, not a start: the rate does not apply
+                    if pool.held:
+                        # While this ticket was on its way back (counted in ``returned``)
+                        # no wake-up was asked for the work the rate holds: ask now.
+                        self.rate_held = True
                 elif not pool.may_start(now):
                     pool.held.push(entry, entry.priority)
                     if pool.has_place():
@@ -637,15 +641,27 @@ class Decider(Generic[R]):
         self._release_held(pool, now)
 
     def _release_held(self, pool: PoolState[Any], now: float) -> None:
-        if not pool.due(now):
-            if pool.held and pool.has_place() and not pool.returned:
-                self.rate_held = True  # only the rate holds it back: a wake-up is needed
+        """Send held work back to the ready queue while the pool has room for it: paused
+        tasks (a place is all they need) and held work (a start: the rate must allow it),
+        the better priority first."""
+        held, resumes = pool.held, pool.resumes
+        if not (held or resumes) or not pool.has_room():
             return
         back = []
-        while pool.due(now):
-            back.append(pool.held.pop())
+        may_start = now >= pool.next_start
+        while pool.has_room():
+            if resumes and not (
+                may_start and held and held.peek_priority() < resumes.peek_priority()
+            ):
+                back.append(resumes.pop())
+            elif may_start and held:
+                back.append(held.pop())
+                if pool.interval:
+                    may_start = False  # one start per interval: the rest wait for the next one
+            else:
+                break
             pool.returned += 1
-            if pool.interval:
-                break  # one start per interval: the rest wait for the next one
+        if held and not pool.returned and pool.has_place():
+            self.rate_held = True  # only the rate holds it back: a wake-up is needed
         for entry in reversed(back):
             self.queue.push_front(entry, entry.priority)

@@ -14,7 +14,9 @@ gives its place back and takes one again before it goes on; that is not a start.
 Work held back by its pool waits in the pool's own ready queue, by priority and arrival, so
 it holds no worker slot and holds back nothing outside the pool. When a place frees up (or
 the next start falls due) the best held item goes back to the *front* of the scheduler's
-ready queue, which is where it was when it was held: arrival order is kept.
+ready queue, which is where it was when it was held: arrival order is kept. A task that
+waited and wants its place back is held in a queue of its own (``resumes``): it needs a
+place but no start, so it must not wait for the rate behind the tasks that do.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class Pool:
 class PoolState(Generic[T]):
     """One pool's runtime state inside one scheduler."""
 
-    __slots__ = ("held", "interval", "limit", "next_start", "returned", "running")
+    __slots__ = ("held", "interval", "limit", "next_start", "resumes", "returned", "running")
 
     def __init__(self, pool: Pool) -> None:
         self.limit = pool.max_concurrent if pool.max_concurrent is not None else math.inf
@@ -81,7 +83,8 @@ class PoolState(Generic[T]):
         # nothing to send it back.
         self.returned = 0
         self.next_start = -math.inf
-        self.held: ReadyQueue[T] = ReadyQueue()
+        self.held: ReadyQueue[T] = ReadyQueue()  # work that waits for a start
+        self.resumes: ReadyQueue[T] = ReadyQueue()  # paused tasks that wait for a place
 
     def has_place(self) -> bool:
         return self.running < self.limit
@@ -95,14 +98,9 @@ class PoolState(Generic[T]):
         if self.interval:
             self.next_start = now + self.interval
 
-    def due(self, now: float) -> bool:
-        """Whether held work should go back to the ready queue now: it has some, a place is
-        free for it beyond those already sent back, and the rate allows a start."""
-        return (
-            bool(self.held)
-            and self.running + self.returned < self.limit
-            and (now >= self.next_start)
-        )
+    def has_room(self) -> bool:
+        """Whether a place is free beyond those already promised to entries sent back."""
+        return self.running + self.returned < self.limit
 
     def wakeup(self) -> float | None:
         """When held work could next go back if only the rate holds it; ``None`` when
