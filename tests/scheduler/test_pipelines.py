@@ -254,6 +254,31 @@ async def test_a_task_cannot_wait_for_itself(clock: MockClock) -> None:
     assert "cannot wait for itself" in str(me[0].error)
 
 
+async def test_a_task_cannot_wait_for_a_task_that_waits_for_it(clock: MockClock) -> None:
+    """A dependent cannot start before the task it depends on ends: waiting for it from
+    inside that task would wait for ever, so it is refused as waiting for itself is."""
+    async with open_scheduler() as sched:
+        me: list[trioflow.TaskHandle[Any]] = []
+
+        async def waits_for_its_dependents() -> None:
+            child = sched.submit(returns(1), me[0], id="child")  # waits for me to complete
+            grandchild = sched.submit(returns(2), id="grandchild", depends_on=[settled(child)])
+            unrelated = sched.submit(returns(3), id="unrelated")
+            await sched.gather(unrelated, grandchild)
+
+        me.append(sched.submit(waits_for_its_dependents, id="parent"))
+    assert isinstance(me[0].error, RuntimeError)
+    assert str(me[0].error) == (
+        "task 'parent' cannot wait for task 'grandchild', which waits for it to end"
+    )
+    assert [h.status for h in sched.tasks.values()] == [
+        TaskStatus.FAILED,
+        TaskStatus.CANCELLED,  # doomed by the parent's failure
+        TaskStatus.COMPLETED,  # settled: it runs however the child ended
+        TaskStatus.COMPLETED,
+    ]
+
+
 async def test_cancelling_a_task_while_it_waits_frees_everything(clock: MockClock) -> None:
     async with open_scheduler(max_workers=1) as sched:
         child = sched.submit(returns("slow", 100), id="child")

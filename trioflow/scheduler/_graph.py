@@ -51,6 +51,18 @@ class DependencyGraph(Generic[N]):
     def is_waiting(self, node: N) -> bool:
         return node in self._remaining
 
+    def downstream(self, node: N) -> set[N]:
+        """Every node that waits for ``node``, directly or through others: none of them
+        can start before ``node`` ends. O(their number); usually ``node`` has none."""
+        found: set[N] = set()
+        todo = list(self._dependents.get(node, ()))
+        while todo:
+            waiting = todo.pop()
+            if waiting not in found:
+                found.add(waiting)
+                todo.extend(self._dependents.get(waiting, ()))
+        return found
+
     def add(self, node: N, unfinished: Sequence[N], settled: Collection[N] = ()) -> bool:
         """Make ``node`` wait for ``unfinished`` (distinct nodes that have not finished).
 

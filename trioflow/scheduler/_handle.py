@@ -97,7 +97,8 @@ class TaskHandle(TaskRecord, Generic[T]):
         Raises:
             TaskFailed: the task ended FAILED, TIMEOUT or CANCELLED; its ``__cause__`` is the
                 task's own error (``None`` for a plain cancel).
-            RuntimeError: a task waits for itself.
+            RuntimeError: a task waits for itself, or for a task that depends on it (and
+                so cannot start before it ends).
         """
         if not self.status.is_terminal:
             await self._scheduler._wait_for([self])

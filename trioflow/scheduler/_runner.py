@@ -620,8 +620,18 @@ class Scheduler:
                 done.set()
 
         worker = self._by_trio_task.get(trio.lowlevel.current_task())
-        if worker is not None and worker.task in tasks:
-            raise RuntimeError(f"task {worker.task.id!r} cannot wait for itself")
+        if worker is not None and isinstance(worker.task, TaskRecord):
+            me = worker.task
+            if me in tasks:
+                raise RuntimeError(f"task {me.id!r} cannot wait for itself")
+            # Nor for a task that cannot start before this one ends: it would wait for ever.
+            downstream = self._decider.graph.downstream(me)  # type: ignore[arg-type]
+            for task in tasks if downstream else ():
+                if task in downstream:
+                    raise RuntimeError(
+                        f"task {me.id!r} cannot wait for task {task.id!r}, which waits for"
+                        " it to end"
+                    )
         for task in tasks:
             self._watch(task, on_end)
         try:
