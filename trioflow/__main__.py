@@ -34,7 +34,6 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
-from urllib.parse import urlsplit
 
 import trio
 
@@ -85,14 +84,13 @@ def _slow_after(text: str) -> float:
 
 
 def _redis_url(text: str) -> str:
-    """A Redis URL as coredis takes it: ``redis://``, ``rediss://`` or ``unix://``. Checked
-    here, since a malformed one fails only later, deep in the client, with no message."""
-    parts = urlsplit(text)
-    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
-        raise argparse.ArgumentTypeError(
-            f"not a Redis URL (redis://host:port/db, rediss://... or unix://path): {text!r}"
-        )
-    return text
+    """A Redis URL, checked as RedisTransport checks it, as a usage error."""
+    from .agents.transport._redis import check_redis_url
+
+    try:
+        return check_redis_url(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _parser() -> argparse.ArgumentParser:

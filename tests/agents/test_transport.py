@@ -25,6 +25,7 @@ from trioflow.agents import (
     InMemoryTransport,
     Message,
     MessageType,
+    RedisTransport,
     Transport,
     open_coordinator,
 )
@@ -251,3 +252,26 @@ async def test_a_full_inbox_makes_the_sender_wait(autojump_clock: MockClock) -> 
         assert trio.current_time() - start == 1.0
         await trio.sleep(5)
     assert slow.got == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("url", "error", "message"),
+    [
+        ("notaurl", ValueError, "not a Redis URL"),
+        ("localhost:6379", ValueError, "not a Redis URL"),
+        ("http://127.0.0.1:6379", ValueError, "not a Redis URL"),
+        (6379, TypeError, "url must be a string"),
+    ],
+)
+def test_a_redis_transport_checks_its_url_when_made(
+    url: object, error: type[Exception], message: str
+) -> None:
+    """Checked up front: coredis would fail only when it first connects, with a bare
+    AssertionError. (No server is needed: nothing connects.)"""
+    with pytest.raises(error, match=message):
+        RedisTransport(url)  # type: ignore[arg-type]
+
+
+def test_a_redis_transport_takes_the_urls_coredis_takes() -> None:
+    for url in ("redis://127.0.0.1:6379/0", "rediss://user:pw@host:6380", "unix:///tmp/r.sock"):
+        assert RedisTransport(url).url == url

@@ -62,6 +62,7 @@ import logging
 import secrets
 from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Final, final
+from urllib.parse import urlsplit
 
 import trio
 
@@ -116,6 +117,20 @@ def import_redis() -> None:
         raise ImportError("RedisTransport needs coredis: pip install 'trioflow[redis]'") from None
 
 
+def check_redis_url(url: object) -> str:
+    """``url`` if it is a Redis URL as coredis takes it (``redis://``, ``rediss://`` or
+    ``unix://``). Checked up front: coredis fails on a malformed one only when it first
+    connects, with a bare ``AssertionError``."""
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a string, got {url!r}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise ValueError(
+            f"not a Redis URL (redis://host:port/db, rediss://... or unix://path): {url!r}"
+        )
+    return url
+
+
 def parse_token(token: str) -> tuple[int, int]:
     """``"{epoch}:{n}"`` -> ``(epoch, n)``; ``ValueError`` for anything else."""
     epoch, sep, n = token.partition(":")
@@ -159,14 +174,14 @@ class RedisTransport:
 
     Raises:
         TypeError: ``url`` or ``namespace`` is not a string, or ``codec`` not a codec.
-        ValueError: an empty namespace, or one with whitespace.
+        ValueError: ``url`` is not a Redis URL (checked here: a malformed one would fail
+            only when coredis first connects); an empty namespace, or one with whitespace.
     """
 
     def __init__(
         self, url: str, *, namespace: str = "trioflow", codec: Codec | None = None
     ) -> None:
-        if not isinstance(url, str):
-            raise TypeError(f"url must be a string, got {url!r}")
+        check_redis_url(url)
         if not isinstance(namespace, str):
             raise TypeError(f"namespace must be a string, got {namespace!r}")
         if not namespace or any(ch.isspace() for ch in namespace):
