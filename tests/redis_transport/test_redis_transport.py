@@ -738,3 +738,25 @@ async def test_redis_keeps_the_outcome_the_coordinator_gave_a_cancelled_task(
 async def _cancel_after(handle: Any, seconds: float) -> None:
     await trio.sleep(seconds)
     handle.cancel()
+
+
+async def test_serve_agents_refuses_an_agent_connected_in_this_process() -> None:
+    """An agent connected to a coordinator here is refused by serve_agents at once (it ran
+    in both, its request() and send_message() then going through the worker's link), as
+    are the other bad arguments; nothing is connected to Redis for them."""
+    nowhere = "redis://127.0.0.1:1/0"
+    async with open_coordinator() as coord:
+        echo = Echo("e")
+        await echo.connect(coord)
+        with (
+            trio.fail_after(5),  # it tried to reach Redis (and waited for a coordinator)
+            pytest.raises(RuntimeError, match=r"^agent 'e' is already connected to a coordinator$"),
+        ):
+            await serve_agents([echo], transport=RedisTransport(nowhere))
+        await echo.disconnect()
+    with pytest.raises(ValueError, match=r"^serve_agents needs at least one agent$"):
+        await serve_agents([], transport=RedisTransport(nowhere))
+    with pytest.raises(ValueError, match=r"^two agents have the id 'x'$"):
+        await serve_agents([Echo("x"), Echo("x")], transport=RedisTransport(nowhere))
+    with pytest.raises(TypeError, match="needs a string id"):
+        await serve_agents([Sleepy(7)], transport=RedisTransport(nowhere))  # type: ignore[arg-type]

@@ -697,6 +697,7 @@ async def serve_agents(agents: Iterable[Agent], *, transport: RedisTransport) ->
         TypeError: ``transport`` is not a :class:`~trioflow.agents.RedisTransport`, or an
             agent is not an :class:`~trioflow.agents.Agent` or its id is not a string.
         ValueError: two agents have the same id, or there are none.
+        RuntimeError: an agent is connected to a coordinator of this process.
         RegistrationRefused: the coordinator refused an agent (its id is taken by an agent
             with other capabilities, say).
     """
@@ -711,6 +712,10 @@ async def serve_agents(agents: Iterable[Agent], *, transport: RedisTransport) ->
             raise TypeError(f"serve_agents takes Agent objects, got {agent!r}")
         if not isinstance(agent.id, str):
             raise TypeError(f"an agent served through Redis needs a string id, got {agent.id!r}")
+        if agent.coordinator is not None:
+            # Its loops would run twice, and its request() and send_message() go through
+            # whichever endpoint was set last.
+            raise RuntimeError(f"agent {agent.id!r} is already connected to a coordinator")
         if agent.id in ids:
             raise ValueError(f"two agents have the id {agent.id!r}")
         ids.add(agent.id)
