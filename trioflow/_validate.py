@@ -13,7 +13,16 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["check_int", "check_number", "check_optional_number"]
+__all__ = ["check_hashable", "check_int", "check_number", "check_optional_number"]
+
+
+def check_hashable(name: str, value: object) -> None:
+    """Raise a ``TypeError`` that names ``name`` when ``value`` is not hashable (the bare
+    "unhashable type" of a dict lookup says nothing of where it came from)."""
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(f"{name} must be hashable, got {value!r}") from None
 
 
 def check_int(name: str, value: object, *, minimum: int) -> int:

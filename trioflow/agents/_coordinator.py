@@ -55,7 +55,7 @@ from .._errors import (
 from .._events import EventFanout
 from .._owner import open_owner
 from .._retry import RetryPolicy
-from .._validate import check_number, check_optional_number
+from .._validate import check_hashable, check_number, check_optional_number
 from ._agent import Agent
 from ._dispatch import DEFAULT_RETRY, Dispatcher, Outcome, TaskRecord, resolve_retry
 from ._messages import Message
@@ -466,7 +466,7 @@ class Coordinator:
             distinct = set(capabilities)
         except TypeError:
             for capability in capabilities:
-                _check_hashable("a task's 'type'", capability)
+                check_hashable("a task's 'type'", capability)
             raise
         for capability in distinct:
             if not known(capability):
@@ -586,7 +586,7 @@ class Coordinator:
         if "type" not in task:
             raise ValueError(f"a task needs a 'type' (the capability it needs): {task!r}")
         capability: Hashable = task["type"]
-        _check_hashable("a task's 'type'", capability)
+        check_hashable("a task's 'type'", capability)
         self._check_wire(task)
         return capability
 
@@ -604,7 +604,7 @@ class Coordinator:
         else:
             capability = self._check_task(task)
             if task_id is not None:
-                _check_hashable("a task's id", task_id)
+                check_hashable("a task's id", task_id)
         if task_id is not None and task_id in self._active:
             raise DuplicateTaskError(task_id)
         record, outcome = self._dispatch.submit(
@@ -1007,15 +1007,6 @@ class Coordinator:
             self._cancel(record, shutdown, revoke=False)
         self._transport.close()
         self._events.close()
-
-
-def _check_hashable(what: str, value: object) -> None:
-    """Raise a ``TypeError`` that names ``what`` when ``value`` is not hashable (the bare
-    "unhashable type" of a dict lookup says nothing of where it came from)."""
-    try:
-        hash(value)
-    except TypeError:
-        raise TypeError(f"{what} must be hashable, got {value!r}") from None
 
 
 def _status(online: bool, in_flight: int) -> AgentStatus:

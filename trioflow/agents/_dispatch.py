@@ -47,7 +47,7 @@ import attrs
 
 from .._errors import NoCapableAgentError
 from .._retry import RetryPolicy, as_retry_policy
-from .._validate import check_int
+from .._validate import check_hashable, check_int
 from ._records import AssignmentStatus
 
 __all__ = [
@@ -106,10 +106,7 @@ def check_agent_id(agent_id: object) -> None:
     """
     if agent_id is None:
         raise ValueError("an agent's id may not be None")
-    try:
-        hash(agent_id)
-    except TypeError:
-        raise TypeError(f"an agent's id must be hashable, got {agent_id!r}") from None
+    check_hashable("an agent's id", agent_id)
 
 
 @attrs.define(eq=False)
