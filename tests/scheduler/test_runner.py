@@ -694,6 +694,14 @@ async def test_bad_max_workers(value: object, error: type[Exception], clock: Moc
             pass
 
 
+@pytest.mark.parametrize("value", ["no", 0, None])
+async def test_raise_on_failure_must_be_a_bool(value: object, clock: MockClock) -> None:
+    # "no" is truthy: taken as given, it would raise the failures on exit.
+    with pytest.raises(TypeError, match="raise_on_failure must be a bool"):
+        async with open_scheduler(raise_on_failure=value):  # type: ignore[arg-type]
+            pass
+
+
 async def test_submit_after_the_scheduler_finished(clock: MockClock) -> None:
     async with open_scheduler() as sched:
         pass

@@ -1106,10 +1106,14 @@ async def open_scheduler(
 
     Raises:
         TypeError, ValueError: ``max_workers`` is not ``None`` or an int >= 1, ``keep_finished`` is
-            not ``None`` or an int >= 0, or ``pools`` is not a mapping of names to pools.
+            not ``None`` or an int >= 0, ``raise_on_failure`` is not a bool, or ``pools`` is
+            not a mapping of names to pools.
     """
     workers = None if max_workers is None else check_int("max_workers", max_workers, minimum=1)
     keep = None if keep_finished is None else check_int("keep_finished", keep_finished, minimum=0)
+    if not isinstance(raise_on_failure, bool):
+        # A string such as "no" is truthy: it would turn failures into an error on exit.
+        raise TypeError(f"raise_on_failure must be a bool, got {raise_on_failure!r}")
     named: dict[str, Pool] = {}
     if pools is not None:
         if not isinstance(pools, Mapping):
