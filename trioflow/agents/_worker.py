@@ -615,22 +615,8 @@ class _Served:
     async def deliver(self, message: Message) -> None:
         """Send ``message`` through the coordinator, which answers in this agent's inbox
         once it has delivered it (or why it could not)."""
-        request = secrets.token_hex(8)
-        event = trio.Event()
-        slot: list[Any] = []
         data = self.worker.codec.encode(message_data(message))
-        fields = {"k": "msg", "a": self.id, "r": request, "d": data}
-        self._replies[request] = (event, slot)
-        self._asked[request] = (fields, 0)
-        self.worker.xadd_inbound(fields)
-        try:
-            await event.wait()
-        finally:
-            del self._replies[request]
-            del self._asked[request]
-        reply = slot[0]
-        if not isinstance(reply, dict):
-            raise TypeError(f"a malformed reply: {reply!r}")
+        reply = await self._ask({"k": "msg", "a": self.id, "r": secrets.token_hex(8), "d": data})
         if reply.get("ok"):
             return
         error = reply.get("error")
@@ -649,7 +635,6 @@ class _Served:
             raise TypeError(f"a task must be a mapping, got {task!r}")
         codec = self.worker.codec
         data = codec.encode({"capability": capability, "task": dict(task)})
-        request = secrets.token_hex(8)
         waiter = ""
         local = 0
         endpoint = self._endpoint
@@ -658,16 +643,29 @@ class _Served:
             local = current()
             attempt = self.attempts.get(local)
             waiter = "" if attempt is None else attempt.token
+        fields = {"k": "req", "a": self.id, "r": secrets.token_hex(8), "w": waiter, "d": data}
+        reply = await self._ask(fields, local)
+        if reply.get("ok"):
+            return reply.get("value")
+        raise error_from(reply.get("error"))
+
+    async def _ask(self, fields: dict[str, str], local: int = 0) -> dict[str, Any]:
+        """Send ``fields`` (a message or a delegation, its request id in ``"r"``) to the
+        coordinator and wait for the reply in this agent's inbox. Meanwhile it is
+        remembered, so that a new coordinator is asked again (see :meth:`ask_again`);
+        ``local`` is the asking attempt's token (0: none). A cancelled delegation is
+        cancelled at the coordinator too."""
+        request = fields["r"]
         event = trio.Event()
         slot: list[Any] = []
-        fields = {"k": "req", "a": self.id, "r": request, "w": waiter, "d": data}
         self._replies[request] = (event, slot)
         self._asked[request] = (fields, local)
         self.worker.xadd_inbound(fields)
         try:
             await event.wait()
         except trio.Cancelled:
-            self.worker.xadd_inbound({"k": "cancel", "r": request})
+            if fields["k"] == "req":
+                self.worker.xadd_inbound({"k": "cancel", "r": request})
             raise
         finally:
             del self._replies[request]
@@ -675,9 +673,7 @@ class _Served:
         reply = slot[0]
         if not isinstance(reply, dict):
             raise TypeError(f"a malformed reply: {reply!r}")
-        if reply.get("ok"):
-            return reply.get("value")
-        raise error_from(reply.get("error"))
+        return reply
 
 
 async def serve_agents(agents: Iterable[Agent], *, transport: RedisTransport) -> None:
