@@ -442,6 +442,11 @@ class Coordinator:
         ``run_all`` never holds the event loop (and the agents' heartbeats) for long: under
         a millisecond at a time here, for 300,000 tasks. They get no
         :class:`AssignmentHandle` each: their records count down one shared batch.
+
+        Cancelling the call stops it submitting and waiting; the tasks it had submitted
+        run on, and the coordinator's block waits for them as for any task. (Unlike
+        :meth:`run`, which cancels its task: to cancel the work with the call, ``submit``
+        each task and cancel the handles.)
         """
         payloads = list(tasks)
         self._check_open()
