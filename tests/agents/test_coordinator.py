@@ -487,6 +487,23 @@ async def test_run_all_raises_a_group_or_returns_failures(autojump_clock: MockCl
     assert isinstance(results[1], TaskFailed)
 
 
+async def test_cancelling_run_all_cancels_the_tasks_it_submitted(autojump_clock: MockClock) -> None:
+    """As run() cancels its task: no agent goes on working for nobody, and the block does
+    not wait for work nobody will read."""
+    worker = Worker("w", seconds=100)
+    async with open_coordinator() as coord:
+        await worker.connect(coord)
+        with trio.move_on_after(1) as scope:
+            await coord.run_all([work(n) for n in range(3)])  # one runs, two queue
+        assert scope.cancelled_caught
+        stats = coord.stats()
+        assert (stats.cancelled, stats.completed) == (3, 0)
+        again = await coord.run_all([work(9)])  # the agent is free again at once
+    assert again == [("w", 9)]
+    assert worker.done == [9]
+    assert trio.current_time() == 101
+
+
 async def test_events_tell_the_story(autojump_clock: MockClock) -> None:
     async with open_coordinator(heartbeat_interval=0.5, heartbeat_timeout=1.5) as coord:
         events = coord.subscribe()

@@ -443,10 +443,9 @@ class Coordinator:
         a millisecond at a time here, for 300,000 tasks. They get no
         :class:`AssignmentHandle` each: their records count down one shared batch.
 
-        Cancelling the call stops it submitting and waiting; the tasks it had submitted
-        run on, and the coordinator's block waits for them as for any task. (Unlike
-        :meth:`run`, which cancels its task: to cancel the work with the call, ``submit``
-        each task and cancel the handles.)
+        Cancelling the call (a timeout around it, say) cancels every task it submitted
+        that has not finished, as :meth:`run` cancels its task: no agent goes on working
+        for nobody.
         """
         payloads = list(tasks)
         self._check_open()
@@ -502,16 +501,20 @@ class Coordinator:
                     self._publish_submitted(chunk, outcome, now)
                 else:
                     self._apply(outcome)
+            if batch.remaining:
+                await batch.event.wait()
+            else:
+                await trio.lowlevel.checkpoint()
         except BaseException:
-            # Cancelled (or closed) part-way: what was submitted runs on, unwaited for.
+            # Cancelled (or closed) part-way: the work the call asked for ends with it, as
+            # run()'s does, so no agent goes on working for nobody.
             batch.remaining -= len(payloads) - len(records)
             if not batch.remaining:
                 self._batches.discard(batch)
+            for record in records:
+                if not record.status.is_terminal:
+                    self._cancel(record, None)
             raise
-        if batch.remaining:
-            await batch.event.wait()
-        else:
-            await trio.lowlevel.checkpoint()
         results: list[Any] = []
         failures: list[TaskFailed] = []
         for start in range(0, len(records), step):
