@@ -69,6 +69,8 @@ def test_arithmetic(expression: str, value: float) -> None:
         ("-1e999 + 1", "number too large"),
         ("(10 ** 1000) ** 2", "result too large"),  # 6644 bits, from a 3322-bit base
         ("2 ** 4096", "result too large"),
+        ("2 ** (2 ** 1100)", "result too large"),  # an exponent too large for a float
+        ("3 ** 9 ** 400", "result too large"),
         ("(2 ** 4095) * 2", "result too large"),
         ("(2 ** 2000) ** 3 // 2 ** 5000", "result too large"),  # too large on the way
         ("1 / 0", "division by zero"),
@@ -138,6 +140,11 @@ CALCULATE = AgentCapability.CALCULATE
         (SummarizeAgent, {"type": SUMMARIZE, "text": "a.", "sentences": "2"}, "'sentences'"),
         (CalculatorAgent, {"type": CALCULATE}, "task needs a str 'expression', got None"),
         (CalculatorAgent, {"type": CALCULATE, "expression": ["1"]}, "got ['1']"),
+        # An int too large to print (repr raises ValueError) still gets a TaskRejected.
+        (SearchAgent, {"type": SEARCH, "query": 10**5000}, "got an int of 16610 bits"),
+        # A long container is shown by its first items, not printed whole.
+        (SearchAgent, {"type": SEARCH, "query": list(range(10**6))}, "got [0, 1, 2, 3, 4, 5, ...]"),
+        (CalculatorAgent, {"type": CALCULATE, "expression": b"1 + 1"}, "got b'1 + 1'"),
     ],
 )
 async def test_malformed_tasks_are_rejected_not_retried(

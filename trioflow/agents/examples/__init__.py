@@ -16,6 +16,7 @@ one.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Hashable, Mapping
 from typing import Any, TypeVar
 
@@ -50,13 +51,27 @@ MAX_QUERY_LENGTH = 1_000
 #: The longest text ``SummarizeAgent`` takes (characters): about 3 ms to summarise here.
 MAX_TEXT_LENGTH = 20_000
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+
 
 def _field(task: Mapping[str, Any], name: str, kind: type[T]) -> T:
     value = task.get(name)
     if not isinstance(value, kind):
-        shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:77]}..."
-        raise TaskRejected(f"task needs a {kind.__name__} {name!r}, got {shown}")
+        raise TaskRejected(f"task needs a {kind.__name__} {name!r}, got {_shown(value)}")
     return value
+
+
+def _shown(value: object) -> str:
+    """A short ``repr`` of what a task sent, in bounded time: ``reprlib`` shows a few items
+    of a container however long it is, where a full ``repr`` of a list of millions would
+    hold up the event loop; an int too large to print (``ValueError``) is named by size."""
+    try:
+        return _REPR.repr(value)
+    except ValueError:
+        if isinstance(value, int):
+            return f"an int of {value.bit_length()} bits"
+        return f"a {type(value).__name__}"
 
 
 def _text(task: Mapping[str, Any], name: str, limit: int) -> str:

@@ -105,6 +105,12 @@ def _check_size(op: ast.operator, left: int | float, right: int | float) -> None
     elif isinstance(op, ast.Pow):
         if right < 0 and left == 0:
             raise CalculationError("division by zero")
-        # |left| ** right has about right * log2|left| bits (0, 1 and -1 stay small).
-        if right > 0 and abs(left) > 1 and right * math.log2(abs(left)) > MAX_INT_BITS + 1:
+        # |left| ** right has about right * log2|left| bits (0, 1 and -1 stay small). Since
+        # log2|left| >= 1, an exponent over MAX_INT_BITS + 1 is too large whatever the base;
+        # checked first, as an int, because a larger one may not even convert to a float.
+        if (
+            right > 0
+            and abs(left) > 1
+            and (right > MAX_INT_BITS + 1 or right * math.log2(abs(left)) > MAX_INT_BITS + 1)
+        ):
             raise CalculationError("result too large")
