@@ -439,3 +439,65 @@ async def test_live_view_ticks_running_times_and_marks_slow_tasks(
     assert len(shown) >= 7 and shown == sorted(shown) and shown[-1] >= 7.0
     assert re.search(r"hung +│ +1 +│ +[5-9]\.\ds slow", text)
     assert "1 running longer than 5.0s" in text
+
+
+async def test_brackets_in_ids_and_errors_are_shown_as_written_not_as_markup(
+    autojump_clock: MockClock,
+) -> None:
+    """Ids and error messages are the user's text: "[/]" in one used to raise rich's
+    MarkupError from a redraw, which stopped the run; "[bold]" vanished as a style."""
+
+    async def bad() -> None:
+        raise ValueError("no match for [/] in line [bold]3")
+
+    console = recording_console()
+    async with open_monitor(console=console) as monitor, open_scheduler() as sched:
+        monitor.attach(sched)
+        slow = sched.submit(sleepy, 5, id="job[/x]")
+        failed = sched.submit(bad, id="[bold]bad")
+        await trio.sleep(2)
+        snapshot = console.export_text(clear=False)
+    assert slow.status is TaskStatus.COMPLETED and failed.status is TaskStatus.FAILED
+    assert "job[/x]" in snapshot  # in the running table
+    final = console.export_text()
+    assert "[bold]bad" in final
+    assert "ValueError: no match for [/] in line [bold]3" in final
+
+
+async def test_an_id_used_again_after_it_was_forgotten_counts_as_a_new_task(
+    autojump_clock: MockClock,
+) -> None:
+    """keep_finished lets a forgotten id be submitted again: the view used to count the
+    three runs of "daily" as one task finished three times ("3/1 finished (300%)")."""
+    out = io.StringIO()
+    async with (
+        open_monitor(plain=True, stream=out) as monitor,
+        open_scheduler(keep_finished=0) as sched,
+    ):
+        monitor.attach(sched)
+        for _ in range(3):
+            await sched.submit(sleepy, 1, id="daily").wait()
+    assert (monitor.view.total, monitor.view.finished) == (3, 3)
+    assert monitor.view.counts["completed"] == 3 == sched.stats().completed
+    assert "3/3 finished (100%)" in out.getvalue().splitlines()[-1]
+
+
+async def test_an_error_whose_str_raises_is_listed_not_a_crash(autojump_clock: MockClock) -> None:
+    """The scheduler records such a failure like any other; the monitor must too, rather
+    than stop the run with the AttributeError from the error's __str__."""
+
+    class Odd(Exception):
+        def __str__(self) -> str:
+            raise AttributeError("not set")
+
+    async def odd() -> None:
+        raise Odd
+
+    out = io.StringIO()
+    async with open_monitor(plain=True, stream=out) as monitor, open_scheduler() as sched:
+        monitor.attach(sched)
+        handle = sched.submit(odd, id="odd")
+        sched.submit(sleepy, 1, id="fine")
+    assert handle.status is TaskStatus.FAILED
+    assert "odd failed: Odd" in out.getvalue()
+    assert monitor.view.counts["completed"] == 1

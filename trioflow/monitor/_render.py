@@ -85,7 +85,11 @@ def plain_line(view: RunView, now: float) -> str:
 
 
 def rich_view(view: RunView, now: float, title: str = "trioflow") -> RenderableType:
-    """A rich renderable: progress, counts, running tasks, agents, recent failures."""
+    """A rich renderable: progress, counts, running tasks, agents, recent failures.
+
+    Ids and error messages are the user's text, not rich markup: each goes in a ``Text``,
+    so that ``"[/]"`` in an error is shown as written instead of raising ``MarkupError``
+    (which would stop the run) and ``"[red]"`` in an id is not swallowed as a style."""
     from rich.console import Group
     from rich.progress_bar import ProgressBar
     from rich.table import Table
@@ -113,7 +117,7 @@ def rich_view(view: RunView, now: float, title: str = "trioflow") -> RenderableT
         for task in longest[:_RUNNING_IN_A_TABLE]:
             slow = view.is_slow(task, now)
             cells: list[RenderableType] = [
-                view.label(task.source, task.task_id),
+                Text(view.label(task.source, task.task_id)),
                 str(task.attempt),
                 Text(
                     duration(now - task.since) + (" slow" if slow else ""),
@@ -121,7 +125,7 @@ def rich_view(view: RunView, now: float, title: str = "trioflow") -> RenderableT
                 ),
             ]
             if with_agents:
-                cells.append("" if task.agent_id is None else str(task.agent_id))
+                cells.append(Text("" if task.agent_id is None else str(task.agent_id)))
             running.add_row(*cells)
         captions = []
         if len(longest) > _RUNNING_IN_A_TABLE:
@@ -148,7 +152,7 @@ def rich_view(view: RunView, now: float, title: str = "trioflow") -> RenderableT
             style = {"offline": "red", "busy": "yellow"}.get(row.status, "green")
             beat = row.last_heartbeat
             agents.add_row(
-                view.label(source, agent_id),
+                Text(view.label(source, agent_id)),
                 Text(row.status, style=style),
                 str(row.in_flight),
                 str(row.completed),
@@ -165,9 +169,9 @@ def rich_view(view: RunView, now: float, title: str = "trioflow") -> RenderableT
         for failure in view.failures:
             failures.add_row(
                 f"+{failure.at - view.started:.2f}s",
-                view.label(failure.source, failure.what),
+                Text(view.label(failure.source, failure.what)),
                 failure.status,
-                failure.error,
+                Text(failure.error),
             )
         parts.append(failures)
     return Group(*parts)

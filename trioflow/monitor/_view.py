@@ -160,19 +160,23 @@ class RunView:
         self.failure_count += 1
 
     def _move(self, key: Key, status: str) -> bool:
-        """Record the task's new status; True if it just finished."""
-        old = self._status.get(key)
+        """Record the task's new status; True if it just finished.
+
+        A finished task is forgotten (it stays counted): a source reports each task's end
+        once, and an id seen again afterwards is a new task (a scheduler with
+        ``keep_finished`` accepts a forgotten id again), counted once more, as the source's
+        own ``stats()`` count it. So the view holds only the unfinished tasks, however
+        long the run."""
+        old = self._status.pop(key, None)
         if old is None:
             self.total += 1
         else:
             self.counts[old] -= 1
-        self._status[key] = status
         self.counts[status] += 1
         if status not in _TERMINAL:
+            self._status[key] = status
             return False
         self.running.pop(key, None)
-        if old in _TERMINAL:
-            return False
         self.finished += 1
         return True
 
@@ -265,6 +269,12 @@ class RunView:
 def _describe(error: BaseException | None) -> str:
     if error is None:
         return ""
+    try:
+        message = str(error)
+    except Exception:
+        # The user's exception, whose __str__ may itself be broken: the scheduler records
+        # such a failure, and the monitor must not turn it into a crash of the run.
+        message = ""
     # One line, whatever the message: a view row or a plain log line holds one failure.
-    text = " | ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    text = " | ".join(line.strip() for line in message.splitlines() if line.strip())
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
