@@ -501,3 +501,17 @@ async def test_an_error_whose_str_raises_is_listed_not_a_crash(autojump_clock: M
     assert handle.status is TaskStatus.FAILED
     assert "odd failed: Odd" in out.getvalue()
     assert monitor.view.counts["completed"] == 1
+
+
+async def test_attach_after_the_block_subscribes_nothing(autojump_clock: MockClock) -> None:
+    """It used to subscribe, then fail on the closed nursery: the channel it kept, read by
+    nobody, buffered every event of the source for as long as the monitor was referenced."""
+    async with open_scheduler() as sched:
+        async with open_monitor(plain=True, stream=io.StringIO()) as monitor:
+            pass
+        subscribed = sched.subscribe
+        calls = []
+        sched.subscribe = lambda: calls.append(1) or subscribed()  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError, match="this monitor has ended"):
+            monitor.attach(sched)
+        assert calls == [] and monitor.view.sources == []

@@ -91,6 +91,7 @@ class Monitor:
         self._broken = False  # the output went away: write nothing more
         self._changes = 0  # events applied so far
         self._drawn: tuple[int, float] | None = None  # (changes, clock) at the last draw
+        self._closed = False  # its block has ended: attach nothing more
 
     @property
     def plain(self) -> bool:
@@ -107,7 +108,11 @@ class Monitor:
         Raises:
             TypeError: ``source`` has no ``subscribe()``, or ``name`` is not a string.
             ValueError: ``name`` is already taken.
+            RuntimeError: the monitor's block has ended (nothing is subscribed: a channel
+                nobody reads would hold every event of the source from then on).
         """
+        if self._closed:
+            raise RuntimeError("this monitor has ended; attach sources inside its block")
         if not callable(getattr(source, "subscribe", None)):
             raise TypeError(
                 f"source must be a scheduler or a coordinator (with subscribe()), got {source!r}"
@@ -248,6 +253,7 @@ class Monitor:
         A ``BrokenPipeError`` while doing so is raised only if nothing else is: an error
         from the block is the louder fact (and, from a ``print`` to the same pipe, the same
         one)."""
+        self._closed = True
         try:
             for name, channel in self._channels:
                 while True:
