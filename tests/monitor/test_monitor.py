@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import sys
 
 import pytest
 import trio
@@ -166,6 +167,9 @@ async def test_interrupting_the_run_says_so_and_propagates(autojump_clock: MockC
         ({"refresh_per_second": "4"}, TypeError, "refresh_per_second must be a number, got '4'"),
         ({"slow_after": -1.0}, ValueError, "slow_after must be > 0, got -1.0"),
         ({"slow_after": math.inf}, ValueError, "slow_after must be finite, got inf"),
+        ({"title": None}, TypeError, "title must be a str, got None"),
+        ({"plain": "yes"}, TypeError, "plain must be a bool or None, got 'yes'"),
+        ({"stream": "x"}, TypeError, "stream must be a text stream (with write()), got 'x'"),
     ],
 )
 async def test_bad_options(
@@ -515,3 +519,24 @@ async def test_attach_after_the_block_subscribes_nothing(autojump_clock: MockClo
         with pytest.raises(RuntimeError, match="this monitor has ended"):
             monitor.attach(sched)
         assert calls == [] and monitor.view.sources == []
+
+
+async def test_a_failed_first_draw_gives_the_terminal_back() -> None:
+    """The live view starts (redirecting sys.stdout into its console, hiding the cursor)
+    before its first draw; when that draw raised, nothing stopped it, and every later
+    print of the program went into the monitor's console."""
+    stdout = sys.stdout
+
+    class Refusing(io.StringIO):
+        def write(self, text: str) -> int:
+            if "trioflow" in text:  # the view's first draw, not the Live's control codes
+                raise OSError("device gone")
+            return super().write(text)
+
+    console = Console(file=Refusing(), force_terminal=True, width=80)
+    # (raised in the monitor's nursery, where the view is built: in an ExceptionGroup)
+    with pytest.raises(ExceptionGroup) as info:
+        async with open_monitor(console=console):
+            pass  # pragma: no cover
+    assert info.group_contains(OSError, match="device gone")
+    assert sys.stdout is stdout

@@ -31,6 +31,7 @@ raised by the final draw, as itself.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections.abc import AsyncIterator
@@ -235,7 +236,15 @@ class Monitor:
 
             self._live = Live(console=self._console, auto_refresh=False, transient=False)
             self._live.start()
-            self._draw()
+            try:
+                self._draw()
+            except BaseException:
+                # The block never starts, so _close never runs: stop the Live here, or
+                # sys.stdout stays redirected into its console, the cursor hidden. (Its
+                # last refresh may fail the same way: the first error is the one to see.)
+                with contextlib.suppress(Exception):
+                    self._stop_live()
+                raise
 
     # -- lifetime (the three hooks of open_owner) -----------------------------------------------
 
@@ -319,13 +328,20 @@ async def open_monitor(
         stream: where plain lines go when no console is given (default: stdout).
 
     Raises:
-        TypeError: ``refresh_per_second`` or ``slow_after`` is not a number.
+        TypeError: ``refresh_per_second`` or ``slow_after`` is not a number, ``title`` is
+            not a string, ``plain`` is not a bool or None, or ``stream`` has no ``write``.
         ValueError: either is not > 0, or is infinite.
         BrokenPipeError: the output was closed by its reader; the run is stopped. (In an
             ``ExceptionGroup`` when a redraw during the run found it.)
     """
     rate = check_number("refresh_per_second", refresh_per_second, positive=True)
     slow = check_number("slow_after", slow_after, positive=True)
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a str, got {title!r}")
+    if plain is not None and not isinstance(plain, bool):
+        raise TypeError(f"plain must be a bool or None, got {plain!r}")
+    if stream is not None and not callable(getattr(stream, "write", None)):
+        raise TypeError(f"stream must be a text stream (with write()), got {stream!r}")
     given_console = console is not None
     if plain is not True and console is None:
         try:
