@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -198,3 +199,21 @@ async def test_summarize_keeps_the_most_representative_sentences(
     summary = result["summary"]
     assert "weather" not in summary
     assert summary.count(".") == 2
+
+
+@pytest.mark.parametrize("agent", [SearchAgent, CalculatorAgent])
+@pytest.mark.parametrize(
+    ("latency", "error", "message"),
+    [
+        (-1, ValueError, "latency must be >= 0, got -1"),
+        ("0.5", TypeError, "latency must be a number, got '0.5'"),
+        (float("nan"), ValueError, "latency must be >= 0, got nan"),
+    ],
+)
+def test_a_bad_latency_is_refused_when_the_agent_is_made(
+    agent: type, latency: object, error: type[Exception], message: str
+) -> None:
+    """It used to be taken, and then every task the agent took failed in trio.sleep (and
+    was retried on other agents, charged to this one as a crash)."""
+    with pytest.raises(error, match=f"^{re.escape(message)}$"):
+        agent("a", latency=latency)

@@ -24,6 +24,7 @@ import trio
 
 from ..._errors import TaskRejected
 from ..._public import publish
+from ..._validate import check_number
 from .._agent import Agent
 from .._messages import AgentCapability
 from ._arithmetic import (
@@ -84,12 +85,13 @@ def _text(task: Mapping[str, Any], name: str, limit: int) -> str:
 class SearchAgent(Agent):
     """Searches the bundled corpus: ``{"type": SEARCH, "query": "..."}`` →
     ``{"query", "results": [{"title", "score"}, ...]}``. ``latency`` simulates a slow
-    backend (seconds per search). A query that is not a string, or is longer than
-    :data:`MAX_QUERY_LENGTH`, is rejected (:class:`~trioflow.TaskRejected`)."""
+    backend (seconds per search, a number >= 0: checked here). A query that is not a
+    string, or is longer than :data:`MAX_QUERY_LENGTH`, is rejected
+    (:class:`~trioflow.TaskRejected`)."""
 
     def __init__(self, agent_id: Hashable, *, latency: float = 0.0, concurrency: int = 1) -> None:
         super().__init__(agent_id, {AgentCapability.SEARCH}, concurrency=concurrency)
-        self.latency = latency
+        self.latency = check_number("latency", latency)
 
     async def process_task(self, task: Mapping[str, Any]) -> dict[str, Any]:
         """The corpus entries that match ``task["query"]``, best first."""
@@ -106,7 +108,7 @@ class CalculatorAgent(Agent):
 
     def __init__(self, agent_id: Hashable, *, latency: float = 0.0, concurrency: int = 1) -> None:
         super().__init__(agent_id, {AgentCapability.CALCULATE}, concurrency=concurrency)
-        self.latency = latency
+        self.latency = check_number("latency", latency)
 
     async def process_task(self, task: Mapping[str, Any]) -> dict[str, Any]:
         """The value of ``task["expression"]``, computed without ``eval``."""
