@@ -8,7 +8,8 @@
                     [--namespace NS]
 
 ``trioflow worker`` (it needs the ``trioflow[redis]`` extra) serves agents to the coordinator
-of a namespace until SIGINT or SIGTERM, then hands back its unfinished work and exits 0.
+of a namespace until SIGINT or SIGTERM, then hands back its unfinished work and exits 0 (as it
+does once every agent it serves has left by itself, with ``agent.disconnect()``).
 
 Every demo also takes ``--plain``, ``--slow-after SECONDS`` and ``--seed N``.
 
@@ -172,8 +173,8 @@ def _parser() -> argparse.ArgumentParser:
         "worker",
         help="serve agents to a coordinator through Redis (needs trioflow[redis])",
         description="Serve agents to the coordinator of a namespace, through Redis, until "
-        "SIGINT or SIGTERM; then hand back the unfinished work and exit 0. The heartbeat "
-        "settings come from the coordinator.",
+        "SIGINT or SIGTERM; then hand back the unfinished work and exit 0 (as once every "
+        "agent has left by itself). The heartbeat settings come from the coordinator.",
     )
     worker.add_argument(
         "--redis", required=True, type=_redis_url, metavar="URL", help="redis://host:port/db"
@@ -299,8 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    """``trioflow worker``: 0 once stopped by SIGINT or SIGTERM, 1 on an error, 2 on bad
-    usage (or without the redis extra)."""
+    """``trioflow worker``: 0 once stopped by SIGINT or SIGTERM (or every agent has left),
+    1 on an error, 2 on bad usage (or without the redis extra)."""
     if not _has_redis_extra("trioflow worker"):
         return EXIT_USAGE
     from ._machines import WorkerUsageError, load_agents, run_worker

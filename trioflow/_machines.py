@@ -102,8 +102,8 @@ async def run_worker(
     namespace: str = "trioflow",
     write: Callable[[str], None] = print,
 ) -> None:
-    """Serve ``agents`` until SIGINT or SIGTERM; then hand back the unfinished work and
-    return (the command then exits 0)."""
+    """Serve ``agents`` until SIGINT or SIGTERM (then hand back the unfinished work), or
+    until every agent has left by itself (``agent.disconnect()``); the command then exits 0."""
     from .agents import RedisTransport, serve_agents
 
     transport = RedisTransport(url, namespace=namespace)

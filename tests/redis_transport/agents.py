@@ -34,3 +34,18 @@ class Marker(Agent):
             marks.write(f"{task['n']}\n")
         await trio.lowlevel.checkpoint()
         return task["n"]
+
+
+class Quitter(Agent):
+    """A :class:`Sleeper` that, for a task with ``"leave": True``, first calls
+    ``await self.disconnect()``, from inside its own work as an agent in process may, and
+    then does the task all the same."""
+
+    def __init__(self, agent_id: Hashable) -> None:
+        super().__init__(agent_id, {"sleep"})
+
+    async def process_task(self, task: Mapping[str, Any]) -> Any:
+        if task.get("leave"):
+            await self.disconnect()
+        await trio.sleep(float(task.get("seconds", 0)))
+        return {"by": self.id, "n": task["n"]}

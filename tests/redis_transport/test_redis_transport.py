@@ -45,6 +45,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Unclosed <MemoryObject:ResourceW
 EXAMPLES = "trioflow.agents.examples"
 SLEEPER = "redis_transport.agents:Sleeper"
 MARKER = "redis_transport.agents:Marker"
+QUITTER = "redis_transport.agents:Quitter"
 FAST = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0}
 
 
@@ -391,6 +392,67 @@ async def test_sigterm_hands_back_unfinished_work_without_charging_an_attempt(
             assert result["by"] != leaving
             assert handle.attempts == 1 and handle.status is AssignmentStatus.COMPLETED
             await wait_status(coord, leaving, online=False)
+    assert coord.stats().heartbeats_missed == 0
+
+
+async def test_an_agent_of_a_worker_that_disconnects_itself_leaves_as_in_process(
+    redis_url: str, ns: str
+) -> None:
+    """`await self.disconnect()` inside a task of an agent served by a worker (issue 13: an
+    agent class runs unchanged in another process): the task finishes there and is reported,
+    a task queued meanwhile goes to another agent without counting an attempt, the
+    coordinator sees the agent leave and its block ends; the worker serves its other agent
+    on, and never registers the one that left again, not even with a new coordinator."""
+    quitter = "w-1"
+    with trio.fail_after(60):
+        async with worker_process(redis_url, ns, [QUITTER, MARKER], "w") as w:
+            async with open_coordinator(
+                **FAST, transport=RedisTransport(redis_url, namespace=ns)
+            ) as coord:
+                await wait_online(coord, 2)
+                events = coord.subscribe()
+                leaving = coord.submit({**sleep_task(1, 1.0), "leave": True})
+                queued = coord.submit(sleep_task(2, 0))
+                await trio.sleep(0.5)  # the quitter has left by now; only then is b there
+                async with worker_process(redis_url, ns, [SLEEPER], "b"):
+                    assert await leaving.wait() == {"by": quitter, "n": 1}
+                    assert await queued.wait() == {"by": "b", "n": 2}
+                    assert leaving.attempts == 1 and queued.attempts == 1
+                    async with events:
+                        async for event in events:
+                            if event.kind is EventKind.AGENT_OFFLINE:
+                                break
+                    assert event.agent_id == quitter
+                    assert isinstance(event.error, AgentGone)
+                    assert str(event.error) == f"agent {quitter!r} left"
+                    assert coord.agents[quitter].status == "offline"
+            # The block ended. A new coordinator hears from the worker's other agent, never
+            # from the one that left.
+            async with open_coordinator(
+                **FAST, transport=RedisTransport(redis_url, namespace=ns)
+            ) as second:
+                await wait_online(second, 1)
+                await trio.sleep(1.0)  # five heartbeat intervals: every agent registered
+                assert sorted(second.agents) == ["w-2"]
+                assert w.process.returncode is None, w.output()
+                assert "crashed" not in w.output()
+
+
+async def test_a_worker_whose_last_agent_disconnected_itself_exits_0(
+    redis_url: str, ns: str
+) -> None:
+    """serve_agents returns once every agent it served has left, and `trioflow worker`
+    exits 0; the task of the leaving agent is done and reported first."""
+    with trio.fail_after(60):
+        async with (
+            worker_process(redis_url, ns, [QUITTER], "q") as q,
+            open_coordinator(**FAST, transport=RedisTransport(redis_url, namespace=ns)) as coord,
+        ):
+            await wait_online(coord, 1)
+            handle = coord.submit({**sleep_task(1, 0.2), "leave": True})
+            assert await handle.wait() == {"by": "q", "n": 1}
+            assert await q.process.wait() == 0, q.output()
+            await wait_status(coord, "q", online=False)
     assert coord.stats().heartbeats_missed == 0
 
 

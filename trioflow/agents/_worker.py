@@ -34,6 +34,14 @@ opened under a shield (a cancel of a scope around a coredis client also cancels 
 client's connection tasks, so the worker's own client is of no use by then), the worker
 tells the coordinator each agent is leaving and hands back every assignment it had not
 finished, so they go to other agents without counting as attempts, and gives up the leases.
+
+**An agent leaving by itself** (``await agent.disconnect()``; the worker is the agent's
+``coordinator``, as the in-process coordinator is for its agents) does the same for that agent
+alone, as the in-process coordinator has it leave: it tells the coordinator it is leaving
+(which gives it nothing new), hands back the work it holds but has not started, finishes what
+it runs and reports it, then stops for good (its lease is given up, and it never registers
+again, with this coordinator or a later one). The worker's other agents run on; when the
+last one has left, :func:`serve_agents` returns.
 """
 
 from __future__ import annotations
@@ -124,8 +132,38 @@ class _Worker:
         self.settings = AgentSettings(1.0, 3.0, None)
         self.epoch = 0
         self.served: dict[str, _Served] = {}
+        #: Set when every agent has left by itself (``agent.disconnect()``).
+        self.all_left = trio.Event()
         self._writes: list[Write] = []
         self._wake = trio.Event()
+        self._sent = trio.Event()  # set after each batch the writer sends
+
+    # -- the host of the agents (``agent.coordinator``) ---------------------------------------
+
+    async def connect(self, agent: Agent) -> None:
+        raise RuntimeError(f"agent {agent.id!r} is served by a worker (serve_agents)")
+
+    async def disconnect(self, agent: Agent) -> None:
+        """``agent.disconnect()``: see :meth:`_Served.disconnect`."""
+        served = self.served.get(str(agent.id))
+        if served is None or served.agent is not agent:
+            raise RuntimeError(f"agent {agent.id!r} is not connected")
+        await served.disconnect()
+
+    def left(self, served: _Served) -> None:
+        """``served`` has left for good: the worker serves it no more."""
+        del self.served[served.id]
+        served.agent.coordinator = None
+        served.left.set()
+        if not self.served:
+            self.all_left.set()
+
+    async def flush(self) -> None:
+        """Wait (at most :data:`SHUTDOWN_TIMEOUT`) until the writer has sent everything."""
+        with trio.move_on_after(SHUTDOWN_TIMEOUT):
+            while self._writes:
+                self._sent = trio.Event()
+                await self._sent.wait()
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -153,6 +191,7 @@ class _Worker:
                 continue
             backoff = 0.05
             del self._writes[: len(batch)]
+            self._sent.set()
 
     # -- settings ---------------------------------------------------------------------------
 
@@ -190,6 +229,10 @@ class _Worker:
             self.settings, self.epoch = found
             logger.info("a new coordinator (epoch %d): registering again", self.epoch)
             for served in self.served.values():
+                if served.leaving:
+                    # The new coordinator hands out its work again, to others: it stops now.
+                    served.restart()
+                    continue
                 # With new settings its loops start over: what they asked is cancelled.
                 served.restart() if changed else served.register()
             if not changed:
@@ -298,15 +341,31 @@ class _Served:
         self._asked: dict[str, tuple[dict[str, str], int]] = {}
         self._refused: str | None = None
         self._beats = 0
+        #: It is leaving for good (``agent.disconnect()``); ``left`` is set once it has.
+        self.leaving = False
+        self.left = trio.Event()
+        self._life: trio.CancelScope | None = None
+        self._task: trio.lowlevel.Task | None = None
 
     # -- the agent's life -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve the agent until cancelled: take the lease, register, run its loops; after a
-        detach, a lost lease or new settings, start over; after a crash, leave, wait, and
-        start over."""
+        """Serve the agent until cancelled or it has left (see :meth:`disconnect`): take the
+        lease, register, run its loops; after a detach, a lost lease or new settings, start
+        over; after a crash, leave, wait, and start over."""
+        self._task = trio.lowlevel.current_task()
+        with trio.CancelScope() as life:
+            self._life = life
+            await self._serve()
+        self._life = None
+        # It has left: give up its lease after its reports (the writer keeps the order).
+        lease = self.worker.keys.lease(self.id)
+        self.worker.write(("release", ([lease], [self.session]), None))
+        self.worker.left(self)
+
+    async def _serve(self) -> None:
         backoff = 1.0
-        while True:
+        while not self.leaving:
             if self.session:
                 # Starting over in this process: give up the old session's lease first, or
                 # the new session would wait for it to lapse like a stranger's.
@@ -344,6 +403,8 @@ class _Served:
                 self.worker.xadd_inbound({"k": "leave", "a": self.id, "s": self.session})
                 for write in self.farewell(leave=False):
                     self.worker.write(write)
+                if self.leaving:
+                    return  # it was leaving anyway
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
@@ -371,16 +432,61 @@ class _Served:
         if self._run_scope is not None:
             self._run_scope.cancel()
 
-    def farewell(self, *, leave: bool = True) -> list[Write]:
+    def farewell(self, *, leave: bool = True, running: bool = True) -> list[Write]:
         """The writes that hand back everything this agent holds: ``leave`` first (so the
-        coordinator gives it nothing new), then a hand-back report for each attempt."""
+        coordinator gives it nothing new), then a hand-back report for each attempt
+        (``running=False``: only for those no work loop has started, which are taken out of
+        its work inbox here; the running ones finish and report)."""
         writes: list[Write] = []
         if leave and self.session:
             fields = {"k": "leave", "a": self.id, "s": self.session}
             writes.append(("xadd", (self.worker.keys.inbound, fields), None))
-        for token in list(self.attempts):
-            writes.append(self._report_write(token, "handback", "null"))
+        if running:
+            tokens = list(self.attempts)
+        else:
+            tokens = []
+            if self._endpoint is not None:
+                with contextlib.suppress(trio.WouldBlock, trio.EndOfChannel):
+                    while True:
+                        tokens.append(self._endpoint.work.receive_nowait().token)
+        for token in tokens:
+            if token in self.attempts:
+                writes.append(self._report_write(token, "handback", "null"))
         return writes
+
+    async def disconnect(self) -> None:
+        """The agent leaves for good (``agent.disconnect()``), as from the in-process
+        coordinator: ``leave`` and the hand-back of its unstarted work go out, it takes no
+        new work, and once what it runs is reported it stops (:meth:`run` returns). Waits
+        for that, unless called from inside the agent, which it would wait for forever."""
+        if not self.leaving:
+            self.leaving = True
+            if self._run_scope is not None and self._endpoint is not None:
+                self._endpoint.draining = True  # a late assignment is handed back too
+                for write in self.farewell(running=False):
+                    self.worker.write(write)
+                self._stop_if_left()
+            elif self._life is not None:
+                self._life.cancel()  # between two runs of its loops: nothing is registered
+        if self._inside():
+            await trio.lowlevel.checkpoint()
+        else:
+            await self.left.wait()
+
+    def _stop_if_left(self) -> None:
+        """A leaving agent stops once every attempt it held is reported."""
+        if self.leaving and not self.attempts and self._run_scope is not None:
+            self._run_scope.cancel()
+
+    def _inside(self) -> bool:
+        """Whether the current trio task runs below the one serving the agent."""
+        task: trio.lowlevel.Task | None = trio.lowlevel.current_task()
+        while task is not None:
+            if task is self._task:
+                return True
+            nursery = task.parent_nursery
+            task = None if nursery is None else nursery.parent_task
+        return False
 
     # -- the lease ---------------------------------------------------------------------------------
 
@@ -492,7 +598,8 @@ class _Served:
                     self._endpoint.draining = True
             elif kind == "detach":
                 if fields["s"] == self.session:
-                    logger.warning("agent %r was taken offline by the coordinator", self.id)
+                    if not self.leaving:
+                        logger.warning("agent %r was taken offline by the coordinator", self.id)
                     self.restart()
             elif kind == "msg":
                 message = message_from(self.worker.codec.decode(fields["d"]))
@@ -522,9 +629,10 @@ class _Served:
         task_id, token = fields["t"], fields["tok"]
         if token in self.by_token:
             return ""  # seen already (walked again from the pending list after a reconnect)
-        if token in self.revoked:
-            # Its task was cancelled before this entry was seen: nothing to start. The
-            # hand-back frees the slot the coordinator keeps for it, and settles the entry.
+        if token in self.revoked or self.leaving:
+            # Its task was cancelled before this entry was seen, or the agent is leaving:
+            # nothing to start. The hand-back frees the slot the coordinator keeps for it
+            # (the task goes to another agent, no attempt charged), and settles the entry.
             self.worker.write(self._report_of(_Attempt(task_id, token, entry), "handback", "null"))
             return ""
         local = self.by_task.get(task_id)
@@ -609,6 +717,7 @@ class _Served:
         ``handback``); a token no longer held (voided by a detach) reports nothing."""
         if token in self.attempts:
             self.worker.write(self._report_write(token, outcome, data))
+            self._stop_if_left()
 
     # -- delegation ------------------------------------------------------------------------------
 
@@ -678,7 +787,8 @@ class _Served:
 
 async def serve_agents(agents: Iterable[Agent], *, transport: RedisTransport) -> None:
     """Run ``agents`` (:class:`~trioflow.agents.Agent` objects, written as for the
-    in-process coordinator) as a worker of ``transport``'s namespace, until cancelled.
+    in-process coordinator) as a worker of ``transport``'s namespace, until cancelled or
+    every one of them has left by itself.
 
     Each agent registers itself with the namespace's coordinator (waiting for one to
     start), beats, and works through its inbox. The heartbeat interval and timeout and the
@@ -688,6 +798,13 @@ async def serve_agents(agents: Iterable[Agent], *, transport: RedisTransport) ->
     them to others). Cancelled (Ctrl-C, say), the worker hands back its unfinished work: the
     agents leave, and what they had not finished goes to other agents without counting as
     an attempt.
+
+    An agent may leave by itself, as from the in-process coordinator: ``await
+    agent.disconnect()`` (from inside its own work too: it then returns at once) hands back
+    the agent's unstarted work, lets what it runs finish and be reported, and then stops
+    serving it for good (it does not register again, even with a new coordinator). The
+    other agents run on; once the last one has left there is nothing left to serve, and
+    ``serve_agents`` returns (``trioflow worker`` then exits 0).
 
     Raises:
         TypeError: ``transport`` is not a :class:`~trioflow.agents.RedisTransport`, or an
@@ -737,6 +854,15 @@ async def serve_agents(agents: Iterable[Agent], *, transport: RedisTransport) ->
                 for agent in agents:
                     served = _Served(worker, agent)
                     worker.served[served.id] = served
+                    agent.coordinator = worker  # what agent.disconnect() goes through
                     nursery.start_soon(served.run)
+                await worker.all_left.wait()
+                await worker.flush()  # their last reports
+                nursery.cancel_scope.cancel()
         finally:
             await worker.hand_back_all()
+            for agent in agents:
+                if agent.coordinator is worker:
+                    agent.coordinator = None
+            for served in worker.served.values():
+                served.left.set()  # for a disconnect() waiting outside the agent
