@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import trio
 from trio.testing import MockClock
@@ -211,7 +213,7 @@ async def test_stats_before_and_during_the_run(autojump_clock: MockClock) -> Non
     [
         ({"priority": "high"}, TypeError, "task 'x': priority must be an int"),
         ({"timeout": "30"}, TypeError, "task 'x': timeout must be a number"),
-        ({"retry_delay": -1}, ValueError, "task 'x': delay must be >= 0"),
+        ({"retry_delay": -1}, ValueError, "task 'x': retry_delay must be >= 0"),
         ({"kwargs": ["a"]}, TypeError, "task 'x': kwargs must be a dict"),
     ],
 )
@@ -248,3 +250,37 @@ async def test_add_task_after_run_is_an_error_not_ignored(autojump_clock: MockCl
     with pytest.raises(SchedulerClosedError, match="run\\(\\) has finished"):
         await scheduler.add_task(Task(id="late", func=work))
     assert scheduler.tasks == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"func": None}, TypeError, "task 'b': func must be callable, got None"),
+        ({"timeout": -5}, ValueError, "task 'b': timeout must be > 0, got -5"),
+        ({"id": "z"}, ValueError, "task 'b' was renamed 'z' after add_task"),
+    ],
+)
+async def test_a_task_changed_after_add_task_is_refused_before_anything_starts(
+    change: dict[str, object], error: type[Exception], message: str, autojump_clock: MockClock
+) -> None:
+    """A Task is mutable. Changed after add_task, it used to fail run() halfway through
+    submitting (task 'a' cancelled, 'b' left pending, and run() refused a second call), or
+    with a KeyError for a new id. Now run() refuses it first; fixed, the run goes ahead."""
+
+    async def work() -> str:
+        return "done"
+
+    scheduler = SmartScheduler()
+    await scheduler.add_task(Task(id="a", func=work))
+    b = Task(id="b", func=work)
+    await scheduler.add_task(b)
+    saved = {name: getattr(b, name) for name in change}
+    for name, value in change.items():
+        setattr(b, name, value)
+    with pytest.raises(error, match=re.escape(message)):
+        await scheduler.run()
+    assert {t.status for t in scheduler.tasks.values()} == {TaskStatus.PENDING}
+    for name, value in saved.items():
+        setattr(b, name, value)
+    results = await scheduler.run()
+    assert [t.result for t in results.values()] == ["done", "done"]

@@ -28,7 +28,7 @@ import trio
 
 from ._errors import DuplicateTaskError, SchedulerClosedError, UnknownDependencyError
 from ._retry import RetryPolicy
-from ._validate import check_int, check_optional_number
+from ._validate import check_int, check_number, check_optional_number
 from .scheduler._graph import dependency_order
 from .scheduler._records import TaskStatus
 from .scheduler._runner import Scheduler, TaskHandle, open_scheduler
@@ -90,7 +90,10 @@ def _check(task: Task) -> None:
     try:
         check_int("priority", task.priority, minimum=-(2**63))
         check_optional_number("timeout", task.timeout, positive=True, finite=False)
-        task._retry_policy()  # checks max_retries and retry_delay
+        # By the Task's own names (RetryPolicy would say "delay"), then the rest.
+        check_int("max_retries", task.max_retries, minimum=0)
+        check_number("retry_delay", task.retry_delay)
+        task._retry_policy()
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"{name}: {exc}") from None
 
@@ -140,13 +143,27 @@ class SmartScheduler:
     async def run(self) -> dict[str, Task]:
         """Run every added task to a terminal state; return them by id.
 
+        Every task is checked again first, as ``add_task`` checked it: a :class:`Task` is
+        mutable, and one changed since (a ``func`` that is no longer callable, a bad
+        timeout, a new ``id``) must be refused before anything starts, not halfway through
+        submitting, which would leave a run that can neither finish nor be run again.
+
         Raises:
+            TypeError, ValueError: a task was changed after ``add_task`` into one that
+                ``add_task`` would refuse, or its ``id`` was changed (nothing has started;
+                fix it and call ``run()`` again).
             UnknownDependencyError: a task depends on an id that was never added.
             CycleError: the dependencies have a cycle (nothing has started).
             RuntimeError: ``run()`` was already called.
         """
         if self._ran:
             raise RuntimeError("SmartScheduler.run() can be called only once")
+        for added_as, task in self.tasks.items():
+            if task.id != added_as:
+                raise ValueError(
+                    f"task {added_as!r} was renamed {task.id!r} after add_task: ids are fixed"
+                )
+            _check(task)
         order = dependency_order(
             {task_id: self._ordered_dependencies(task) for task_id, task in self.tasks.items()}
         )
