@@ -2,10 +2,13 @@
 
 The monitor never polls task state: it folds events into a :class:`RunView` as they arrive
 and redraws when something changed, at most ``refresh_per_second`` times a second. Its
-channels are the sources' unbounded subscriber channels, so a slow terminal never slows the
-run. On a terminal it draws a live ``rich`` view; elsewhere (CI logs, pipes), or without
-``rich``, it writes plain timestamped lines: each failure as it happens, and a progress line
-at most once a second.
+channels are the sources' unbounded subscriber channels, so the sources never wait for the
+monitor to read. Its output, though, is written synchronously, in the event loop (a write
+in a thread would let a mock clock jump past it): an output that blocks (a full pipe whose
+reader has stopped reading, a paused terminal) holds up the whole run until it takes the
+line, heartbeats included. On a terminal it draws a live ``rich`` view; elsewhere (CI logs,
+pipes), or without ``rich``, it writes plain timestamped lines: each failure as it happens,
+and a progress line at most once a second.
 
 **Time passes without events.** A task that hangs sends nothing, so a monitor that drew
 only on events would freeze its running times exactly when they matter. While tasks run,
