@@ -284,3 +284,20 @@ async def test_a_task_changed_after_add_task_is_refused_before_anything_starts(
         setattr(b, name, value)
     results = await scheduler.run()
     assert [t.result for t in results.values()] == ["done", "done"]
+
+
+async def test_stats_after_the_run_keep_its_timing(autojump_clock: MockClock) -> None:
+    """get_stats() had elapsed and throughput during run() and lost them when it returned,
+    the moment a program prints its statistics (a KeyError for stats["elapsed"])."""
+
+    async def work() -> None:
+        await trio.sleep(2)
+
+    scheduler = SmartScheduler()
+    for name in "ab":
+        await scheduler.add_task(Task(id=name, func=work))
+    await scheduler.run()
+    await trio.sleep(10)  # the run's own figures, not the time since
+    stats = scheduler.get_stats()
+    assert stats["elapsed"] == 2.0 and stats["throughput"] == 1.0
+    assert stats["completed"] == 2 and stats["status"]["completed"] == 2

@@ -106,7 +106,8 @@ class SmartScheduler:
         self.tasks: dict[str, Task] = {}
         self._position: dict[Hashable, int] = {}
         self._handles: dict[str, TaskHandle[Any]] = {}
-        self._scheduler: Scheduler | None = None
+        self._scheduler: Scheduler | None = None  # while run() runs
+        self._finished: Scheduler | None = None  # once it has run
         self._ran = False
 
     async def add_task(self, task: Task) -> str:
@@ -174,15 +175,18 @@ class SmartScheduler:
                 for task_id in order:
                     self._submit(scheduler, self.tasks[task_id])  # type: ignore[index]
         finally:
-            self._scheduler = None
+            self._finished, self._scheduler = self._scheduler, None
             self._copy_back()
         return self.tasks
 
     def get_stats(self) -> dict[str, Any]:
         """The seed's statistics: ``total``, ``status`` (a count per status value),
-        ``completed``, ``failed`` (FAILED + TIMEOUT), plus retries and timing once running."""
-        if self._scheduler is not None:
-            return self._scheduler.stats().to_dict()
+        ``completed``, ``failed`` (FAILED + TIMEOUT), plus retries and, from the moment
+        ``run()`` starts, timing (``elapsed``, ``throughput``: the run's own, frozen when it
+        ends)."""
+        scheduler = self._scheduler or self._finished
+        if scheduler is not None:
+            return scheduler.stats().to_dict()
         counts = dict.fromkeys((status.value for status in TaskStatus), 0)
         for task in self.tasks.values():
             counts[task.status.value] += 1
