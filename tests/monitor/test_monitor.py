@@ -540,3 +540,19 @@ async def test_a_failed_first_draw_gives_the_terminal_back() -> None:
             pass  # pragma: no cover
     assert info.group_contains(OSError, match="device gone")
     assert sys.stdout is stdout
+
+
+async def test_a_source_attached_twice_is_refused_not_counted_twice(
+    autojump_clock: MockClock,
+) -> None:
+    """Attached twice (under the default name, which numbers the second), every task was
+    shown twice: '0/2 finished' for one task."""
+    async with open_monitor(plain=True, stream=io.StringIO()) as monitor, open_scheduler() as s:
+        monitor.attach(s)
+        with pytest.raises(ValueError, match=r"^this source is already watched, as 'scheduler'$"):
+            monitor.attach(s)
+        with pytest.raises(ValueError, match="already watched"):
+            monitor.attach(s, name="again")
+        s.submit(sleepy, 1, id="x")
+    assert (monitor.view.total, monitor.view.finished) == (1, 1)
+    assert monitor.view.sources == ["scheduler"]

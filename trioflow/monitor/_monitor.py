@@ -87,6 +87,7 @@ class Monitor:
         self._now = trio.lowlevel.current_clock().current_time
         self.view = RunView(self._now(), slow_after=slow_after)
         self._channels: list[tuple[str, trio.MemoryReceiveChannel[Event]]] = []
+        self._sources: list[tuple[str, Source]] = []
         self._changed = trio.Event()
         self._live: Live | None = None
         self._reported_failures = 0
@@ -111,7 +112,8 @@ class Monitor:
 
         Raises:
             TypeError: ``source`` has no ``subscribe()``, or ``name`` is not a string.
-            ValueError: ``name`` is already taken.
+            ValueError: ``name`` is already taken, or ``source`` is already watched (its
+                every event would be counted twice).
             RuntimeError: the monitor's block has ended (nothing is subscribed: a channel
                 nobody reads would hold every event of the source from then on).
         """
@@ -129,8 +131,13 @@ class Monitor:
                 name = f"{kind}-{n}"
         elif not isinstance(name, str):
             raise TypeError(f"name must be a str, got {name!r}")
+        if name not in self.view.sources:  # (a name taken is add_source's error)
+            for watched_as, watched in self._sources:
+                if watched is source:
+                    raise ValueError(f"this source is already watched, as {watched_as!r}")
         self.view.add_source(name)
         channel = source.subscribe()
+        self._sources.append((name, source))
         self._channels.append((name, channel))
         self._nursery.start_soon(self._consume, channel, name)
 
