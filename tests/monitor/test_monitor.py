@@ -556,3 +556,19 @@ async def test_a_source_attached_twice_is_refused_not_counted_twice(
         s.submit(sleepy, 1, id="x")
     assert (monitor.view.total, monitor.view.finished) == (1, 1)
     assert monitor.view.sources == ["scheduler"]
+
+
+async def test_control_characters_in_ids_and_errors_are_escaped(autojump_clock: MockClock) -> None:
+    """A newline in a task id split its plain line in two, so an id could forge a line of
+    its own; an escape sequence in an error reached the terminal, which obeyed it."""
+
+    async def bad() -> None:
+        raise ValueError("x\x1b[2Jy")
+
+    out = io.StringIO()
+    async with open_monitor(plain=True, stream=out) as monitor, open_scheduler() as sched:
+        monitor.attach(sched)
+        sched.submit(bad, id="job-1\n[+    0.00s] all good")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == r"[+    0.00s] job-1\n[+    0.00s] all good failed: ValueError: x\x1b[2Jy"
+    assert len(lines) == 2 and "\x1b" not in out.getvalue()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._view import Running, RunView
+from ._view import Running, RunView, shown
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -61,7 +61,7 @@ def stamp(view: RunView, at: float) -> str:
 def running_label(view: RunView, running: Running) -> str:
     """``task``, or ``task@agent`` for an agent's assignment."""
     text = view.label(running.source, running.task_id)
-    return text if running.agent_id is None else f"{text}@{running.agent_id}"
+    return text if running.agent_id is None else f"{text}@{shown(running.agent_id)}"
 
 
 def running_text(view: RunView, running: Running, now: float) -> str:
@@ -125,7 +125,7 @@ def rich_view(view: RunView, now: float, title: str = "trioflow") -> RenderableT
                 ),
             ]
             if with_agents:
-                cells.append(Text("" if task.agent_id is None else str(task.agent_id)))
+                cells.append(Text("" if task.agent_id is None else shown(task.agent_id)))
             running.add_row(*cells)
         captions = []
         if len(longest) > _RUNNING_IN_A_TABLE:

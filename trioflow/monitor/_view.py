@@ -110,7 +110,8 @@ class RunView:
 
     def label(self, source: str, ident: Hashable) -> str:
         """How to show a task or agent id: with its source when there are several."""
-        return str(ident) if len(self.sources) <= 1 else f"{source}:{ident}"
+        text = shown(ident)
+        return text if len(self.sources) <= 1 else f"{shown(source)}:{text}"
 
     # -- derived ---------------------------------------------------------------------------
 
@@ -276,5 +277,15 @@ def _describe(error: BaseException | None) -> str:
         # such a failure, and the monitor must not turn it into a crash of the run.
         message = ""
     # One line, whatever the message: a view row or a plain log line holds one failure.
-    text = " | ".join(line.strip() for line in message.splitlines() if line.strip())
+    text = shown(" | ".join(line.strip() for line in message.splitlines() if line.strip()))
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def shown(ident: object) -> str:
+    """An id (or a message) as text that is safe to write: a control character (a newline
+    that would forge a log line of its own, an escape sequence that the terminal would
+    obey) is written as its escape, ``\\n``, ``\\x1b``."""
+    text = str(ident)
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
