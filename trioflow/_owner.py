@@ -13,9 +13,10 @@ must not outlive the ``async with`` block, and all follow the same three rules:
   run after it, so that is where unfinished work is given its final state.
 
 The resource's own tasks contain every error of the user code they run, so the nursery
-itself raises only on a bug in trioflow. If that ever happens while the block's exception
-is propagating, the bug wins (it is the louder fact) and the block's exception is named in
-a note on it rather than silently lost.
+itself raises only on a ``KeyboardInterrupt`` or ``SystemExit`` (which end the program, and
+so leave as themselves, unwrapped) or on a bug in trioflow. If a bug ever shows while the
+block's exception is propagating, the bug wins (it is the louder fact) and the block's
+exception is named in a note on it rather than silently lost.
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ async def open_owner(make: Callable[[trio.Nursery], OwnerT]) -> AsyncIterator[Ow
             else:
                 await resource._drain()
     except BaseException as internal:
+        fatal = _program_end(internal)
+        if fatal is not None:
+            # Ctrl-C or sys.exit() in one of the resource's tasks (trio may deliver a
+            # KeyboardInterrupt to any task): it ends the program, so it leaves as itself,
+            # not in the nursery's group: ``except KeyboardInterrupt`` around the block
+            # catches it, and an uncaught SystemExit(3) exits with status 3.
+            raise fatal from None
         if body_error is not None and internal is not body_error:
             internal.add_note(f"(raised while the block's own {body_error!r} propagated)")
         raise
@@ -70,3 +78,18 @@ async def open_owner(make: Callable[[trio.Nursery], OwnerT]) -> AsyncIterator[Ow
             raise body_error
         finally:
             body_error = None  # no reference cycle through the traceback
+
+
+def _program_end(error: BaseException) -> BaseException | None:
+    """The ``KeyboardInterrupt`` or ``SystemExit`` that ``error`` (the nursery's group)
+    stands for, when it holds nothing else but ``Cancelled`` (the tasks it cancelled on its
+    way out); else ``None``."""
+    if not isinstance(error, BaseExceptionGroup):
+        return None
+    fatal, rest = error.split((KeyboardInterrupt, SystemExit))
+    if fatal is None or (rest is not None and rest.split(trio.Cancelled)[1] is not None):
+        return None
+    first: BaseException = fatal
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first

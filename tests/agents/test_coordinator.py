@@ -487,6 +487,19 @@ async def test_run_all_raises_a_group_or_returns_failures(autojump_clock: MockCl
     assert isinstance(results[1], TaskFailed)
 
 
+async def test_ctrl_c_in_an_agent_leaves_the_block_as_a_keyboard_interrupt(
+    autojump_clock: MockClock,
+) -> None:
+    class Interrupted(Worker):
+        async def process_task(self, task: Any) -> Any:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        async with open_coordinator() as coord:
+            await Interrupted("i").connect(coord)
+            await coord.submit(work(1)).wait()
+
+
 async def test_cancelling_run_all_cancels_the_tasks_it_submitted(autojump_clock: MockClock) -> None:
     """As run() cancels its task: no agent goes on working for nobody, and the block does
     not wait for work nobody will read."""

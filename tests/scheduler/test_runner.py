@@ -799,10 +799,27 @@ async def test_system_exit_in_a_task_ends_the_program_after_recording_the_task(
     async def leaves() -> None:
         raise SystemExit(3)
 
-    with pytest.RaisesGroup(SystemExit):
+    # As itself, not in a group: uncaught, a group would exit 1 with a traceback, not 3.
+    with pytest.raises(SystemExit) as raised:
         async with open_scheduler() as sched:
             h = sched.submit(leaves)
+    assert raised.value.code == 3
     assert h.status is TaskStatus.FAILED and isinstance(h.error, SystemExit)
+
+
+async def test_ctrl_c_in_a_task_leaves_the_block_as_a_keyboard_interrupt(clock: MockClock) -> None:
+    """trio may deliver Ctrl-C to any task; ``except KeyboardInterrupt`` must catch it."""
+
+    async def interrupted() -> None:
+        await trio.sleep(1)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        async with open_scheduler() as sched:
+            sched.submit(interrupted)
+            other = sched.submit(trio.sleep, 10)
+    assert other.status is TaskStatus.CANCELLED
+    assert trio.current_time() == 1
 
 
 async def test_an_async_task_that_blocks_past_its_timeout_ends_timeout(clock: MockClock) -> None:
