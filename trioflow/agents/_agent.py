@@ -25,7 +25,7 @@ from ._dispatch import check_agent_id
 from ._messages import Message
 from .transport._protocol import AgentEndpoint, CoordinatorLink, WorkItem
 
-__all__ = ["CHECKPOINT_EVERY", "Agent", "AgentHost"]
+__all__ = ["CHECKPOINT_EVERY", "Agent", "AgentHost", "runs_below"]
 
 #: A work loop that keeps finding assignments checkpoints after this many even when none of
 #: them blocked, so heartbeats and other agents get their turn.
@@ -272,3 +272,15 @@ class Agent:
 
 def _timed_out(limit: float | None, attempt: int) -> TimeoutError:
     return TimeoutError(f"attempt {attempt} timed out after {limit} s")
+
+
+def runs_below(ancestor: trio.lowlevel.Task | None) -> bool:
+    """Whether the current trio task is ``ancestor`` or runs in a nursery below it: an
+    agent's own work calling ``disconnect()``, which must not wait for the agent to stop."""
+    task: trio.lowlevel.Task | None = trio.lowlevel.current_task()
+    while task is not None:
+        if task is ancestor:
+            return True
+        nursery = task.parent_nursery
+        task = None if nursery is None else nursery.parent_task
+    return False

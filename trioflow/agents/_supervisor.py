@@ -60,7 +60,7 @@ import trio
 
 from .._errors import AgentGone, SchedulerClosedError
 from .._validate import check_int
-from ._agent import Agent, AgentHost
+from ._agent import Agent, AgentHost, runs_below
 from ._dispatch import AgentRecord, Dispatcher, Outcome
 from ._records import EventKind
 from ._supervision import RestartBudget, RestartPolicy
@@ -334,7 +334,7 @@ class Supervisor:
         member.leaving = True
         if member.state.online:
             self._begin_leaving(member)
-            if member.state.online and not self._inside(member):
+            if member.state.online and not runs_below(member.task):
                 # One event for every caller waiting for this agent to leave.
                 if member.drained is None:
                     member.drained = trio.Event()
@@ -379,17 +379,6 @@ class Supervisor:
         member = self.leaving.get(agent_id)
         if member is not None and not member.state.in_flight:
             self.take_offline(member, AgentGone(f"agent {agent_id!r} left"))
-
-    @staticmethod
-    def _inside(member: Member) -> bool:
-        """Whether the current trio task runs below the agent's supervising task."""
-        task: trio.lowlevel.Task | None = trio.lowlevel.current_task()
-        while task is not None:
-            if task is member.task:
-                return True
-            nursery = task.parent_nursery
-            task = None if nursery is None else nursery.parent_task
-        return False
 
     # -- heartbeats -------------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ from .._errors import (
     TaskRejected,
     UnknownAgentError,
 )
-from ._agent import Agent
+from ._agent import Agent, runs_below
 from ._messages import Message
 from .transport._codec import Codec, error_data, error_from, message_data, message_from
 from .transport._protocol import AgentEndpoint, AgentSettings, WorkItem
@@ -468,7 +468,7 @@ class _Served:
                 self._stop_if_left()
             elif self._life is not None:
                 self._life.cancel()  # between two runs of its loops: nothing is registered
-        if self._inside():
+        if runs_below(self._task):
             await trio.lowlevel.checkpoint()
         else:
             await self.left.wait()
@@ -477,16 +477,6 @@ class _Served:
         """A leaving agent stops once every attempt it held is reported."""
         if self.leaving and not self.attempts and self._run_scope is not None:
             self._run_scope.cancel()
-
-    def _inside(self) -> bool:
-        """Whether the current trio task runs below the one serving the agent."""
-        task: trio.lowlevel.Task | None = trio.lowlevel.current_task()
-        while task is not None:
-            if task is self._task:
-                return True
-            nursery = task.parent_nursery
-            task = None if nursery is None else nursery.parent_task
-        return False
 
     # -- the lease ---------------------------------------------------------------------------------
 
