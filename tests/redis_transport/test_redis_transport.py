@@ -6,6 +6,7 @@ heartbeat timeout" from "never", not fast from slow.
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 from collections.abc import Mapping
@@ -51,6 +52,13 @@ FAST = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0}
 
 def sleep_task(n: int, seconds: float) -> dict[str, Any]:
     return {"type": "sleep", "n": n, "seconds": seconds}
+
+
+def serve_in(nursery: trio.Nursery, agents: list[Any], redis_url: str, ns: str) -> None:
+    """Serve ``agents`` as a worker of namespace ``ns``, in this process, until ``nursery``
+    is cancelled."""
+    transport = RedisTransport(redis_url, namespace=ns)
+    nursery.start_soon(functools.partial(serve_agents, agents, transport=transport))
 
 
 async def wait_status(coord: Coordinator, agent_id: str, online: bool) -> None:
@@ -297,11 +305,7 @@ async def test_ids_a_user_gives_never_clash_with_the_ones_made_up(redis_url: str
     coordinator crashed with a KeyError when the second one finished."""
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-
-            async def serve() -> None:
-                await serve_agents([Echo("e")], transport=RedisTransport(redis_url, namespace=ns))
-
-            nursery.start_soon(serve)
+            serve_in(nursery, [Echo("e")], redis_url, ns)
             async with open_coordinator(
                 **FAST, transport=RedisTransport(redis_url, namespace=ns)
             ) as coord:
@@ -351,12 +355,7 @@ async def test_a_result_that_cannot_cross_the_wire_fails_its_attempt(
     TypeError that says so; the agent goes on working."""
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-            worker = RedisTransport(redis_url, namespace=ns)
-
-            async def serve() -> None:
-                await serve_agents([Unencodable("u")], transport=worker)
-
-            nursery.start_soon(serve)
+            serve_in(nursery, [Unencodable("u")], redis_url, ns)
             async with open_coordinator(
                 **FAST, retry=None, transport=RedisTransport(redis_url, namespace=ns)
             ) as coord:
@@ -488,11 +487,7 @@ async def test_requests_and_messages_between_remote_agents(redis_url: str, ns: s
             worker_process(redis_url, ns, [SLEEPER], "s"),
             trio.open_nursery() as nursery,
         ):
-
-            async def serve() -> None:
-                await serve_agents(relays, transport=RedisTransport(redis_url, namespace=ns))
-
-            nursery.start_soon(serve)
+            serve_in(nursery, relays, redis_url, ns)
             async with open_coordinator(
                 **FAST, transport=RedisTransport(redis_url, namespace=ns)
             ) as coord:
@@ -538,11 +533,7 @@ async def test_work_that_does_not_decode_is_dead_lettered_and_its_task_fails(
             coredis.Redis.from_url(redis_url, decode_responses=True) as client,
             trio.open_nursery() as nursery,
         ):
-
-            async def serve() -> None:
-                await serve_agents([Echo("e")], transport=RedisTransport(redis_url, namespace=ns))
-
-            nursery.start_soon(serve)
+            serve_in(nursery, [Echo("e")], redis_url, ns)
             async with open_coordinator(
                 **FAST, transport=RedisTransport(redis_url, namespace=ns)
             ) as coord:
@@ -579,13 +570,7 @@ async def test_a_cancelled_task_does_not_run_again_when_the_worker_reconnects(
             coredis.Redis.from_url(redis_url, decode_responses=True) as client,
             trio.open_nursery() as nursery,
         ):
-
-            async def serve() -> None:
-                await serve_agents(
-                    [Marker("m"), Sleepy("s")], transport=RedisTransport(redis_url, namespace=ns)
-                )
-
-            nursery.start_soon(serve)
+            serve_in(nursery, [Marker("m"), Sleepy("s")], redis_url, ns)
             async with open_coordinator(
                 **FAST, transport=RedisTransport(redis_url, namespace=ns)
             ) as coord:
@@ -679,14 +664,7 @@ async def test_a_remote_request_raises_what_it_raises_in_process(redis_url: str,
     they came back as RemoteError, which its except clauses did not catch."""
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-
-            async def serve() -> None:
-                await serve_agents(
-                    [Asker("asker"), Refuser("refuser")],
-                    transport=RedisTransport(redis_url, namespace=ns),
-                )
-
-            nursery.start_soon(serve)
+            serve_in(nursery, [Asker("asker"), Refuser("refuser")], redis_url, ns)
             async with open_coordinator(
                 **FAST, transport=RedisTransport(redis_url, namespace=ns)
             ) as coord:
@@ -718,14 +696,7 @@ async def test_a_request_waiting_when_the_coordinator_restarts_is_answered_by_th
     that waits on it finishes; it waited for ever."""
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
-
-            async def serve() -> None:
-                await serve_agents(
-                    [Delegator("delegator"), Sleepy("napper")],
-                    transport=RedisTransport(redis_url, namespace=ns),
-                )
-
-            nursery.start_soon(serve)
+            serve_in(nursery, [Delegator("delegator"), Sleepy("napper")], redis_url, ns)
             with trio.CancelScope() as first:
                 async with open_coordinator(
                     **FAST, transport=RedisTransport(redis_url, namespace=ns)
@@ -764,11 +735,7 @@ async def test_redis_keeps_the_outcome_the_coordinator_gave_a_cancelled_task(
     rng = random.Random(13)
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-
-            async def serve() -> None:
-                await serve_agents([Wide("w")], transport=RedisTransport(redis_url, namespace=ns))
-
-            nursery.start_soon(serve)
+            serve_in(nursery, [Wide("w")], redis_url, ns)
             async with open_coordinator(
                 **FAST, transport=RedisTransport(redis_url, namespace=ns)
             ) as coord:
