@@ -60,7 +60,7 @@ from typing import Any, Final, Generic, TypeVar, cast, final, overload
 import trio
 
 from .._errors import SchedulerClosedError, TaskFailed, UnknownDependencyError
-from .._events import EventFanout
+from .._events import EventChannel, EventFanout
 from .._owner import open_owner
 from .._retry import RetryPolicy, as_retry_policy
 from .._validate import check_int, check_optional_number
@@ -94,6 +94,9 @@ _new_tuple: Final = tuple.__new__
 #: A worker that keeps finding work checkpoints after this many attempts even when none of
 #: them blocked, so it stays responsive to cancellation and fair to the rest of the program.
 CHECKPOINT_EVERY: Final = 32
+#: ``Call.inputs`` of a task submitted as ``fn(handle)``: its one argument is an input. Only
+#: submit()'s fast path uses this very tuple, so that _attempt() can tell it by identity.
+_FIRST_ARGUMENT: Final = (0,)
 
 
 class _AsCompleted(Generic[T]):
@@ -327,14 +330,26 @@ class Scheduler:
         if context == self._context:
             context = None  # the scheduler's own: the task runs in its worker's copy
         task: TaskHandle[Any]
-        if not args and not kwargs and not depends_on and context is None:
-            # The common case: a plain call, nothing to wait for.
-            task = TaskHandle(task_id, spec, args, priority, now)
-            decider.add(task, (), (), now)
-        else:
-            task = self._add_with_inputs(
-                task_id, spec, args, kwargs, depends_on, context, priority, now
-            )
+        if not kwargs and not depends_on and context is None and len(args) < 2:
+            if not args:
+                # The common case: a plain call, nothing to wait for.
+                task = TaskHandle(task_id, spec, args, priority, now)
+                decider.add(task, (), (), now)
+                self._start_workers()
+                return task
+            dependency = args[0]
+            if type(dependency) is TaskHandle and dependency._spec.owner is self:
+                # Fast path: one step of a chain or a pipeline, fn(the result of one task).
+                # It is what _add_with_inputs() would find, without the general scan.
+                inputs = Call(args, None, _FIRST_ARGUMENT, (dependency.id,))
+                task = TaskHandle(task_id, spec, inputs, priority, now)
+                decider.add(task, (dependency,), (), now)
+                if task.status is _PENDING:  # (else nothing new is queued)
+                    self._start_workers()
+                return task
+        task = self._add_with_inputs(
+            task_id, spec, args, kwargs, depends_on, context, priority, now
+        )
         self._start_workers()
         return task
 
@@ -343,8 +358,8 @@ class Scheduler:
         end = self._finished_at if self._finished_at is not None else self._now()
         return self._decider.counts.snapshot(end - self._started)
 
-    def subscribe(self) -> trio.MemoryReceiveChannel[TaskEvent]:
-        """A channel of :class:`TaskEvent`, one per status change from now on, closed when the
+    def subscribe(self) -> EventChannel[TaskEvent]:
+        """A channel of :class:`TaskEvent`, one per status change from now on, ended when the
         scheduler finishes. Unbounded: a slow reader delays nothing and loses nothing.
 
         Close the channel when you are done with it. A channel dropped without being closed
@@ -511,11 +526,11 @@ class Scheduler:
                     task: TaskHandle[Any] = TaskHandle(task_id, spec, args, priority, now)
                     self._decider.add(task, (), (), now)
                     return task
-                call = Call(args)
-                call.context = context
                 if positions:
-                    call.inputs = tuple(positions)
-                    call.dependencies = frozenset([d.id for d in handles])
+                    call = Call(args, None, tuple(positions), tuple([d.id for d in handles]))
+                    call.context = context
+                else:
+                    call = Call(args, None, None, (), context)
                 task = TaskHandle(task_id, spec, call, priority, now)
                 self._decider.add(task, handles, (), now)
                 return task
@@ -536,8 +551,7 @@ class Scheduler:
                 record = self._dependency(task_id, dependency)
             dependencies[record] = None
         call.inputs = inputs
-        if dependencies:
-            call.dependencies = frozenset([d.id for d in dependencies])
+        call.dependencies = tuple([d.id for d in dependencies])
         task = TaskHandle(task_id, spec, call, priority, now)
         if settled:
             # A task that depends on a dependency both plainly and settled waits plainly.
@@ -795,7 +809,8 @@ class Scheduler:
                 with trio.CancelScope() as scope:
                     done = 0
                     while True:
-                        entry = decider.pop(now())
+                        at = now()  # when pop() hands out the entry is when its attempt starts
+                        entry = decider.pop(at)
                         if entry is None:
                             return
                         if type(entry) is Resume:
@@ -817,7 +832,7 @@ class Scheduler:
                             task: TaskRecord = item
                         else:
                             task = entry  # type: ignore[assignment]
-                        if await self._attempt(worker, task, scope):
+                        if await self._attempt(worker, task, scope, at):
                             break  # the scope is spent; the next attempt needs a fresh one
                         if worker.token is None:
                             return  # its slot was given away while the task waited
@@ -835,7 +850,9 @@ class Scheduler:
             if decider.rate_held:
                 self._arm_timer()
 
-    async def _attempt(self, worker: _Worker, task: TaskRecord, scope: trio.CancelScope) -> bool:
+    async def _attempt(
+        self, worker: _Worker, task: TaskRecord, scope: trio.CancelScope, now: float
+    ) -> bool:
         """Run one attempt of ``task`` inside ``scope`` and report how it ended.
 
         Returns whether ``scope`` was cancelled (a timeout or ``cancel()``), so that the
@@ -850,7 +867,6 @@ class Scheduler:
         ending; the task is recorded FAILED first).
         """
         decider = self._decider
-        now = self._now()
         decider.start(task, now)  # type: ignore[arg-type]
         scopes = self._scopes
         scopes[task] = scope
@@ -866,7 +882,9 @@ class Scheduler:
             call = args
             args, kwargs, context = call.args, call.kwargs, call.context
             inputs = call.inputs
-            if type(inputs) is tuple:  # handles passed as themselves: put their results in
+            if inputs is _FIRST_ARGUMENT:  # fn(handle): submit()'s fast path
+                args = (args[0]._value,)  # type: ignore[index]  # (completed: its result)
+            elif type(inputs) is tuple:  # handles passed as themselves: put their results in
                 rebuilt = list(args)  # type: ignore[arg-type]
                 for i in inputs:
                     rebuilt[i] = rebuilt[i]._value  # (completed: its value is its result)
@@ -896,7 +914,14 @@ class Scheduler:
         if context is None and contextvars.copy_context() != self._context:
             self._retire(worker)  # the task changed this worker's context: not for reuse
         now = self._now()
-        cut_short = task._cancel_requested
+        # task._cancel_requested, inlined (a property is a Python call, and this is once per
+        # attempt). Read again now: cancel() may have given the task its Call meanwhile.
+        now_args = task._args
+        cut_short = (
+            type(now_args) is Call
+            and now_args.trouble is not None
+            and now_args.trouble.cancel_requested
+        )
         if timeout is not None:
             # A deadline that passed while the attempt ran without a checkpoint (a thread,
             # or blocking code in an async task) was never delivered: it timed out all the
