@@ -21,6 +21,7 @@ from ._errors import (
     UnknownDependencyError as UnknownDependencyError,
     UnknownTaskError as UnknownTaskError,
 )
+from ._events import EventChannel as EventChannel, EventChannelStatistics as EventChannelStatistics
 from ._public import publish as _publish
 from ._retry import RetryPolicy as RetryPolicy
 from .scheduler import (

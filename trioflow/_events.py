@@ -1,114 +1,230 @@
-"""Fan-out of status-change events to subscribers.
+"""Fan-out of status-change events to subscribers, and the channel each one reads.
 
-Each subscriber gets its own unbounded memory channel and events go in with
-``send_nowait``: a slow subscriber costs memory, never stalls a worker, and never loses an
-event. With no subscriber, publishing is one truth test.
+Each subscriber gets its own unbounded stream of events: a slow subscriber costs memory,
+never stalls a worker, and never loses an event. With no subscriber, publishing is one
+truth test.
 
-A subscriber stops being fed when nobody can read its channel any more:
+Why not a ``trio`` memory channel per subscriber (as this module used before): a run makes
+three or more events per task, and ``MemorySendChannel.send_nowait`` costs about 0.5 µs
+here, more than a whole task costs the coordinator. Publishing to an :class:`EventChannel`
+is a deque append when nobody is parked in ``receive()``, and a hand-over to the first
+parked reader when somebody is. Reading keeps the semantics of a memory channel's receive
+end: ``receive()`` is a checkpoint, ``receive_nowait()`` raises ``WouldBlock`` or
+``EndOfChannel``, clones share the stream, and closing an end wakes its parked readers.
 
-* it closed its receive end (``send_nowait`` then raises and the sender is dropped), or
-* the receive channel that :meth:`EventFanout.subscribe` returned was garbage-collected
-  without being closed, and no open clone of it is left.
-
-The second rule is what keeps a forgotten subscriber (``sched.subscribe()`` called and the
+A subscriber stops being fed when nobody can read its stream any more: when every end of
+it (the channel :meth:`EventFanout.subscribe` returned and its clones) has been closed or
+garbage-collected. That keeps a forgotten subscriber (``sched.subscribe()`` called and the
 result dropped, or a monitor task that died without closing its channel) from buffering
-every later event for the rest of the run. It costs one truth test per event: a weak reference to
-each receive channel has a callback that raises a flag, and :meth:`EventFanout.publish`
-looks at its subscribers again only once that flag is up. A clone of the channel keeps the
-subscriber fed, as a clone is a reader like any other; the fan-out sees clones only through
-the channel's ``open_receive_channels`` count, so a clone must be *closed* (not merely
-dropped) for the subscriber to be let go after its original was collected.
+every later event for the rest of the run. An end going away raises a flag that
+:meth:`EventFanout.publish` looks at once per event; the streams are walked only then.
 """
 
 from __future__ import annotations
 
-import math
-import weakref
-from typing import Generic, TypeVar
+from collections import deque
+from typing import Generic, TypeVar, final
 
+import attrs
+import outcome
 import trio
 
+__all__ = ["EventChannel", "EventChannelStatistics", "EventFanout"]
+
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)  # a reader of TaskEvents reads events
+
+
+class _Stream(Generic[T]):
+    """What the ends of one subscription share: the events not read yet, and the readers
+    parked waiting for one (in the order they came, each with the end it reads through)."""
+
+    __slots__ = ("buffer", "ended", "parked", "readers", "unread")
+
+    def __init__(self, unread: list[bool]) -> None:
+        self.buffer: deque[T] = deque()
+        self.parked: dict[trio.lowlevel.Task, EventChannel[T]] = {}
+        self.readers = 0  # ends not closed (nor collected)
+        self.ended = False  # the publisher closed it: after the buffer, EndOfChannel
+        self.unread = unread  # the fan-out's flag: "a stream may have lost its last reader"
+
+    def hand_over(self, event: T) -> None:
+        """Give ``event`` to the reader parked longest (there is one; the buffer is empty)."""
+        task = next(iter(self.parked))
+        del self.parked[task]
+        trio.lowlevel.reschedule(task, outcome.Value(event))
+
+    def end(self) -> None:
+        self.ended = True
+        for task in list(self.parked):
+            del self.parked[task]
+            trio.lowlevel.reschedule(task, outcome.Error(trio.EndOfChannel()))
+
+    def release(self) -> None:
+        """One end was closed or collected."""
+        self.readers -= 1
+        if self.readers <= 0:
+            self.unread[0] = True
+
+
+@attrs.frozen
+class EventChannelStatistics:
+    """``EventChannel.statistics()``: named as ``trio.MemoryReceiveChannel``'s are."""
+
+    current_buffer_used: int  # events published and not read yet
+    open_receive_channels: int  # ends of the stream not closed: this one and its clones
+    tasks_waiting_receive: int  # tasks parked in receive() on any of them
+    closed: bool  # whether the publisher has ended the stream
+
+
+@final
+class EventChannel(trio.abc.ReceiveChannel[T_co]):
+    """The receive end of a subscription (``Scheduler.subscribe()``,
+    ``Coordinator.subscribe()``): events in the order they happened, unbounded, ended when
+    the scheduler or coordinator finishes.
+
+    Read it like a ``trio.MemoryReceiveChannel``: ``async for event in channel``,
+    ``await channel.receive()``, ``channel.receive_nowait()`` (``trio.WouldBlock`` when
+    nothing is there yet, ``trio.EndOfChannel`` once the stream has ended and been read),
+    ``clone()`` for a second reader of the same stream (each event goes to one of them),
+    and ``close()``/``async with`` when done. Closing every end unsubscribes: events are
+    no longer kept for it, and those buffered are dropped.
+    """
+
+    __slots__ = ("_closed", "_stream")
+
+    def __init__(self, stream: _Stream[T_co]) -> None:
+        self._stream = stream
+        self._closed = False
+        stream.readers += 1
+
+    def receive_nowait(self) -> T_co:
+        """The next event if one is there; raises ``trio.WouldBlock`` if not yet,
+        ``trio.EndOfChannel`` if the stream has ended and every event has been read,
+        ``trio.ClosedResourceError`` if this end was closed."""
+        if self._closed:
+            raise trio.ClosedResourceError
+        stream = self._stream
+        if stream.buffer:
+            return stream.buffer.popleft()
+        if stream.ended:
+            raise trio.EndOfChannel
+        raise trio.WouldBlock
+
+    async def receive(self) -> T_co:
+        """The next event, waiting for one; raises as :meth:`receive_nowait` does, but waits
+        instead of raising ``trio.WouldBlock``. Always a checkpoint."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            value = self.receive_nowait()
+        except trio.WouldBlock:
+            pass
+        else:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return value
+        task = trio.lowlevel.current_task()
+        parked = self._stream.parked
+        parked[task] = self
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            del parked[task]
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
+
+    def clone(self) -> EventChannel[T_co]:
+        """Another end of the same stream: the stream is fed until every end is closed."""
+        if self._closed:
+            raise trio.ClosedResourceError
+        return EventChannel(self._stream)
+
+    def close(self) -> None:
+        """Close this end (tasks parked in its ``receive()`` get ``ClosedResourceError``);
+        idempotent. Closing the last end unsubscribes."""
+        if self._closed:
+            return
+        self._closed = True
+        stream = self._stream
+        for task, end in list(stream.parked.items()):
+            if end is self:
+                del stream.parked[task]
+                trio.lowlevel.reschedule(task, outcome.Error(trio.ClosedResourceError()))
+        stream.release()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, then a checkpoint (``async with channel:`` ends with this)."""
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    def statistics(self) -> EventChannelStatistics:
+        """How many events are buffered, ends are open and readers wait, right now."""
+        stream = self._stream
+        return EventChannelStatistics(
+            current_buffer_used=len(stream.buffer),
+            open_receive_channels=max(stream.readers, 0),
+            tasks_waiting_receive=len(stream.parked),
+            closed=stream.ended,
+        )
+
+    def __del__(self) -> None:
+        # Collected without being closed: nobody can read through this end any more.
+        # (Nothing here may fail or wait: it runs wherever the collector does.)
+        if not self._closed:
+            self._closed = True
+            self._stream.release()
 
 
 class EventFanout(Generic[T]):
-    # ``_senders`` and ``_receivers`` are parallel lists: publish walks the senders alone,
-    # exactly as it did before receivers were tracked, and pays one truth test for them.
-    __slots__ = ("_closed", "_collected", "_receivers", "_senders")
+    __slots__ = ("_closed", "_streams", "_unread")
 
     def __init__(self) -> None:
-        self._senders: list[trio.MemorySendChannel[T]] = []
-        self._receivers: list[weakref.ref[trio.MemoryReceiveChannel[T]]] = []
+        self._streams: list[_Stream[T]] = []
         self._closed = False
-        # Set (from a weakref callback, which may run in the middle of anything) when a
-        # subscriber's receive channel has been collected; a list so the callback can flag
-        # it without holding a reference to the fan-out itself.
-        self._collected: list[bool] = [False]
+        # Raised (possibly from a finalizer, in the middle of anything) when a stream may
+        # have lost its last reader; a list, so that streams can raise it without holding
+        # a reference to the fan-out itself.
+        self._unread: list[bool] = [False]
 
     def __bool__(self) -> bool:
-        return bool(self._senders)
+        return bool(self._streams)
 
-    def subscribe(self) -> trio.MemoryReceiveChannel[T]:
+    def subscribe(self) -> EventChannel[T]:
         """A new channel that receives every event published from now on. After
-        :meth:`close` the channel is already at its end.
-
-        The channel is fed for as long as someone can read it: closing it, or dropping
-        every reference to it (and closing any clones), unsubscribes."""
-        send, receive = trio.open_memory_channel[T](math.inf)
+        :meth:`close` the channel is already at its end."""
+        stream: _Stream[T] = _Stream(self._unread)
+        channel = EventChannel(stream)
         if self._closed:
-            send.close()
-            return receive
-        collected = self._collected
+            stream.end()
+        else:
+            self._streams.append(stream)
+        return channel
 
-        def flag(_: object) -> None:
-            collected[0] = True
-
-        self._senders.append(send)
-        self._receivers.append(weakref.ref(receive, flag))
-        return receive
-
-    def publish(self, event: T) -> None:
-        if self._collected[0]:
-            self._forget_unreadable()
-        dropped = None
-        for send in self._senders:
-            try:
-                send.send_nowait(event)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                dropped = [*(dropped or ()), send]
-        if dropped:
-            self._keep([send not in dropped for send in self._senders])
-
-    def _forget_unreadable(self) -> None:
-        """Drop the subscribers whose receive channels were collected. One whose original
-        was collected while a clone stays open is kept, and the flag stays up so that it is
-        looked at again on each publish until the clone is closed."""
-        keep: list[bool] = []
-        orphans = False
-        for send, receiver in zip(self._senders, self._receivers, strict=True):
-            if receiver() is not None:
-                keep.append(True)
-            # The collected original was never closed, so it still counts as one open
-            # receiver: more than one means an open clone is reading.
-            elif send.statistics().open_receive_channels > 1:
-                keep.append(True)
-                orphans = True
+    def publish(self, event: T) -> bool:
+        """Give ``event`` to every subscriber; returns whether there is any (left)."""
+        if self._unread[0]:
+            self._forget_unread()
+        streams = self._streams
+        for stream in streams:
+            if stream.parked:
+                stream.hand_over(event)
             else:
-                # Nothing else holds the channel's state: dropping the sender frees it and
-                # every event buffered in it.
-                send.close()
-                keep.append(False)
-        self._keep(keep)
-        self._collected[0] = orphans
+                stream.buffer.append(event)
+        return bool(streams)
 
-    def _keep(self, keep: list[bool]) -> None:
-        self._senders = [s for s, k in zip(self._senders, keep, strict=True) if k]
-        self._receivers = [r for r, k in zip(self._receivers, keep, strict=True) if k]
+    def _forget_unread(self) -> None:
+        """Drop the streams that nobody can read any more, and what they buffered."""
+        self._unread[0] = False
+        kept = []
+        for stream in self._streams:
+            if stream.readers > 0:
+                kept.append(stream)
+            else:
+                stream.buffer.clear()
+        self._streams = kept
 
     def close(self) -> None:
-        """End every subscriber's stream (after the events already sent)."""
+        """End every subscriber's stream (after the events already published)."""
         self._closed = True
-        for send in self._senders:
-            send.close()
-        self._senders = []
-        self._receivers = []
+        for stream in self._streams:
+            stream.end()
+        self._streams = []

@@ -20,6 +20,7 @@ from typing import Any
 
 import trio
 
+from trioflow import EventChannel
 from trioflow.agents import Agent, open_coordinator
 
 NAME = "trioflow"
@@ -38,7 +39,7 @@ def round_trips(n: int, agents: int, subscriber: bool = False, drain: str = "bur
     elapsed: list[float] = []
     caught_up: list[float] = []
 
-    async def read(events: trio.MemoryReceiveChannel[Any]) -> None:
+    async def read(events: EventChannel[Any]) -> None:
         completed = 0
         async with events:
             async for event in events:

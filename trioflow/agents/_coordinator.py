@@ -52,7 +52,7 @@ from .._errors import (
     UnknownAgentError,
     UnknownTaskError,
 )
-from .._events import EventFanout
+from .._events import EventChannel, EventFanout
 from .._owner import open_owner
 from .._retry import RetryPolicy
 from .._validate import check_hashable, check_number, check_optional_number
@@ -567,8 +567,8 @@ class Coordinator:
             agents=rows,
         )
 
-    def subscribe(self) -> trio.MemoryReceiveChannel[CoordinatorEvent]:
-        """A channel of :class:`CoordinatorEvent` from now on, closed when the coordinator
+    def subscribe(self) -> EventChannel[CoordinatorEvent]:
+        """A channel of :class:`CoordinatorEvent` from now on, ended when the coordinator
         finishes; unbounded, so a slow reader delays nothing and loses nothing."""
         channel = self._events.subscribe()
         self._listening = bool(self._events)
@@ -973,13 +973,9 @@ class Coordinator:
         attempt: int,
         error: BaseException | None,
     ) -> None:
-        events = self._events
-        if events:
-            events.publish(
-                _new_tuple(CoordinatorEvent, (kind, at, agent_id, task_id, attempt, error))
-            )
-        else:
-            self._listening = False
+        event = _new_tuple(CoordinatorEvent, (kind, at, agent_id, task_id, attempt, error))
+        if not self._events.publish(event):
+            self._listening = False  # every subscriber has gone
 
     def _publish_agent(
         self, kind: EventKind, agent_id: Hashable, error: BaseException | None

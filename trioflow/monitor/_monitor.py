@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Protocol, TextIO, final
 
 import trio
 
+from .._events import EventChannel
 from .._owner import open_owner
 from .._validate import check_number
 from ._render import counts_text, duration, plain_line, rich_view, running_label, stamp
@@ -61,7 +62,7 @@ class Source(Protocol):
     """What a monitor can watch: a scheduler, a coordinator, anything with their
     ``subscribe()``."""
 
-    def subscribe(self) -> trio.MemoryReceiveChannel[Event]: ...
+    def subscribe(self) -> EventChannel[Event]: ...
 
 
 @final
@@ -86,7 +87,7 @@ class Monitor:
         self._title = title
         self._now = trio.lowlevel.current_clock().current_time
         self.view = RunView(self._now(), slow_after=slow_after)
-        self._channels: list[tuple[str, trio.MemoryReceiveChannel[Event]]] = []
+        self._channels: list[tuple[str, EventChannel[Event]]] = []
         self._sources: list[tuple[str, Source]] = []
         self._changed = trio.Event()
         self._live: Live | None = None
@@ -143,7 +144,7 @@ class Monitor:
 
     # -- the loops --------------------------------------------------------------------------
 
-    async def _consume(self, channel: trio.MemoryReceiveChannel[Event], name: str) -> None:
+    async def _consume(self, channel: EventChannel[Event], name: str) -> None:
         # Wait for one event, then take every event already there without waiting: a busy
         # run fills the channel far faster than a checkpoint per event would drain it.
         async for event in channel:
