@@ -1,5 +1,8 @@
 """ReadyQueue: (priority, arrival) order."""
 
+import pytest
+from hypothesis import given, strategies as st
+
 from trioflow.scheduler._ready_queue import ReadyQueue
 
 
@@ -58,3 +61,43 @@ def test_order_matches_a_sort_by_priority_then_arrival() -> None:
             popped.append(queue.pop())
             assert popped[-1] == best[1]
     assert len(queue) == len(pushed)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.sampled_from(["push", "push_front"]), st.integers(-2, 2)),
+            st.just(("pop", 0)),
+        ),
+        max_size=60,
+    )
+)
+def test_every_operation_matches_a_model_also_across_emptying(
+    operations: list[tuple[str, int]],
+) -> None:
+    """A queue that empties keeps its last bucket (a chain readies one task at a time at
+    one priority); pushing at another priority, peeking and popping must not notice."""
+    queue: ReadyQueue[int] = ReadyQueue()
+    model: list[tuple[int, float, int]] = []  # (priority, place, item)
+    front = back = 0.0
+    for item, (operation, priority) in enumerate(operations):
+        if operation == "push":
+            back += 1
+            model.append((priority, back, item))
+            queue.push(item, priority)
+        elif operation == "push_front":
+            front -= 1
+            model.append((priority, front, item))
+            queue.push_front(item, priority)
+        elif model:
+            best = min(model)
+            model.remove(best)
+            assert queue.peek_priority() == best[0]
+            assert queue.peek() == best[2]
+            assert queue.pop() == best[2]
+        else:
+            for look in (queue.pop, queue.peek, queue.peek_priority):
+                with pytest.raises(IndexError):
+                    look()
+        assert len(queue) == len(model)
+        assert bool(queue) == bool(model)

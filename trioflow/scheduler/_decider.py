@@ -381,8 +381,11 @@ class Decider(Generic[R]):
         """The best entry that may start at ``now``, taken off the queue; ``None`` when there
         is none. Entries whose pool is full (or not due yet) are held back in the pool."""
         queue = self.queue
-        while queue:
-            entry = queue.pop()
+        while True:
+            try:
+                entry = queue.pop()
+            except IndexError:  # (not ``while queue``: ReadyQueue.__bool__ is a Python call)
+                return None
             if entry.status is _PENDING and entry._spec.pool is None:
                 return entry  # type: ignore[no-any-return]  # the common case: a plain task
             kind = type(entry)
@@ -419,7 +422,6 @@ class Decider(Generic[R]):
             if kind is Resume:
                 entry.granted = True
             return entry  # type: ignore[no-any-return]
-        return None
 
     def ran_out(self, source: Source, now: float) -> None:
         """``pop()`` handed out ``source`` and it had no item left: it is done, and the

@@ -38,8 +38,7 @@ class ReadyQueue(Generic[T]):
     def push(self, item: T, priority: int) -> None:
         bucket = self._buckets.get(priority)
         if bucket is None:
-            bucket = self._buckets[priority] = deque()
-            heapq.heappush(self._priorities, priority)
+            bucket = self._new_bucket(priority)
         bucket.append(item)
         self._len += 1
 
@@ -48,20 +47,32 @@ class ReadyQueue(Generic[T]):
         be used yet, so it keeps its place in the arrival order."""
         bucket = self._buckets.get(priority)
         if bucket is None:
-            bucket = self._buckets[priority] = deque()
-            heapq.heappush(self._priorities, priority)
+            bucket = self._new_bucket(priority)
         bucket.appendleft(item)
         self._len += 1
+
+    def _new_bucket(self, priority: int) -> deque[T]:
+        if not self._len and self._buckets:
+            # The queue is empty but pop() kept its last bucket: it goes now, so that every
+            # bucket but the only one is non-empty.
+            self._buckets.clear()
+            self._priorities.clear()
+        bucket: deque[T] = deque()
+        self._buckets[priority] = bucket
+        heapq.heappush(self._priorities, priority)
+        return bucket
 
     def pop(self) -> T:
         """Remove and return the best item; ``IndexError`` when empty."""
         priority = self._priorities[0]
         bucket = self._buckets[priority]
-        item = bucket.popleft()
+        item = bucket.popleft()  # (IndexError too when the only bucket is kept, empty)
         self._len -= 1
-        if not bucket:
+        if not bucket and self._len:
             del self._buckets[priority]
             heapq.heappop(self._priorities)
+        # An emptied last bucket stays: a queue that goes empty and back at one priority
+        # (a chain: each task readies the next) then makes no deque and no heap change.
         return item
 
     def peek(self) -> T:
@@ -70,4 +81,6 @@ class ReadyQueue(Generic[T]):
 
     def peek_priority(self) -> int:
         """The best item's priority; ``IndexError`` when empty."""
+        if not self._len:
+            raise IndexError("peek at an empty queue")
         return self._priorities[0]

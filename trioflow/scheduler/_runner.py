@@ -55,7 +55,7 @@ from collections.abc import (
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Final, Generic, TypeVar, cast, final, overload
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast, final, overload
 
 import trio
 
@@ -891,7 +891,8 @@ class Scheduler:
                 args = tuple(rebuilt)
             elif inputs is not None:
                 args, kwargs = resolve(args, kwargs, inputs, TaskHandle)  # type: ignore[arg-type]
-        args = cast(tuple[Any, ...], args)  # (never None while the task runs)
+        if TYPE_CHECKING:  # (not cast(): at run time that is a call and a subscript per attempt)
+            args = cast(tuple[Any, ...], args)  # never None while the task runs
         error: BaseException | None = None
         try:
             if spec.is_async:
