@@ -22,12 +22,18 @@ every later event for the rest of the run. An end going away raises a flag that
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Generic, TypeVar, final
 
 import attrs
 import outcome
 import trio
+from trio.lowlevel import enable_ki_protection
+
+# enable_ki_protection, as trio's own channel methods have it: a Ctrl-C landing between two
+# steps of a method (a reader recorded as parked, then parked) would leave the stream
+# inconsistent. On trio >= 0.27 it marks the code object and costs nothing per call.
 
 __all__ = ["EventChannel", "EventChannelStatistics", "EventFanout"]
 
@@ -48,12 +54,14 @@ class _Stream(Generic[T]):
         self.ended = False  # the publisher closed it: after the buffer, EndOfChannel
         self.unread = unread  # the fan-out's flag: "a stream may have lost its last reader"
 
+    @enable_ki_protection
     def hand_over(self, event: T) -> None:
         """Give ``event`` to the reader parked longest (there is one; the buffer is empty)."""
         task = next(iter(self.parked))
         del self.parked[task]
         trio.lowlevel.reschedule(task, outcome.Value(event))
 
+    @enable_ki_protection
     def end(self) -> None:
         self.ended = True
         for task in list(self.parked):
@@ -61,18 +69,24 @@ class _Stream(Generic[T]):
             trio.lowlevel.reschedule(task, outcome.Error(trio.EndOfChannel()))
 
     def release(self) -> None:
-        """One end was closed or collected."""
+        """One end was closed or collected: with none left, nobody can read the events any
+        more (they are let go at once; the publisher drops the stream at its next event)."""
         self.readers -= 1
         if self.readers <= 0:
+            self.buffer.clear()
             self.unread[0] = True
 
 
 @attrs.frozen
 class EventChannelStatistics:
-    """``EventChannel.statistics()``: named as ``trio.MemoryReceiveChannel``'s are."""
+    """``EventChannel.statistics()``: the fields of ``trio.MemoryReceiveChannel``'s, but for
+    ``peak_buffer_used`` (keeping it would cost every event a comparison), plus ``closed``."""
 
     current_buffer_used: int  # events published and not read yet
+    max_buffer_size: float  # always math.inf: a subscriber never stalls the run
+    open_send_channels: int  # 1 while the scheduler or coordinator may publish, then 0
     open_receive_channels: int  # ends of the stream not closed: this one and its clones
+    tasks_waiting_send: int  # always 0: publishing never waits
     tasks_waiting_receive: int  # tasks parked in receive() on any of them
     closed: bool  # whether the publisher has ended the stream
 
@@ -87,17 +101,18 @@ class EventChannel(trio.abc.ReceiveChannel[T_co]):
     ``await channel.receive()``, ``channel.receive_nowait()`` (``trio.WouldBlock`` when
     nothing is there yet, ``trio.EndOfChannel`` once the stream has ended and been read),
     ``clone()`` for a second reader of the same stream (each event goes to one of them),
-    and ``close()``/``async with`` when done. Closing every end unsubscribes: events are
-    no longer kept for it, and those buffered are dropped.
+    and ``close()`` (or ``with``/``async with``) when done. Closing every end
+    unsubscribes: events are no longer kept for it, and those buffered are let go at once.
     """
 
-    __slots__ = ("_closed", "_stream")
+    __slots__ = ("__weakref__", "_closed", "_stream")
 
     def __init__(self, stream: _Stream[T_co]) -> None:
         self._stream = stream
         self._closed = False
         stream.readers += 1
 
+    @enable_ki_protection
     def receive_nowait(self) -> T_co:
         """The next event if one is there; raises ``trio.WouldBlock`` if not yet,
         ``trio.EndOfChannel`` if the stream has ended and every event has been read,
@@ -111,6 +126,7 @@ class EventChannel(trio.abc.ReceiveChannel[T_co]):
             raise trio.EndOfChannel
         raise trio.WouldBlock
 
+    @enable_ki_protection
     async def receive(self) -> T_co:
         """The next event, waiting for one; raises as :meth:`receive_nowait` does, but waits
         instead of raising ``trio.WouldBlock``. Always a checkpoint."""
@@ -132,12 +148,14 @@ class EventChannel(trio.abc.ReceiveChannel[T_co]):
 
         return await trio.lowlevel.wait_task_rescheduled(abort)  # type: ignore[no-any-return]
 
+    @enable_ki_protection
     def clone(self) -> EventChannel[T_co]:
         """Another end of the same stream: the stream is fed until every end is closed."""
         if self._closed:
             raise trio.ClosedResourceError
         return EventChannel(self._stream)
 
+    @enable_ki_protection
     def close(self) -> None:
         """Close this end (tasks parked in its ``receive()`` get ``ClosedResourceError``);
         idempotent. Closing the last end unsubscribes."""
@@ -151,6 +169,13 @@ class EventChannel(trio.abc.ReceiveChannel[T_co]):
                 trio.lowlevel.reschedule(task, outcome.Error(trio.ClosedResourceError()))
         stream.release()
 
+    def __enter__(self) -> EventChannel[T_co]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @enable_ki_protection
     async def aclose(self) -> None:
         """:meth:`close`, then a checkpoint (``async with channel:`` ends with this)."""
         self.close()
@@ -161,7 +186,10 @@ class EventChannel(trio.abc.ReceiveChannel[T_co]):
         stream = self._stream
         return EventChannelStatistics(
             current_buffer_used=len(stream.buffer),
+            max_buffer_size=math.inf,
+            open_send_channels=0 if stream.ended else 1,
             open_receive_channels=max(stream.readers, 0),
+            tasks_waiting_send=0,
             tasks_waiting_receive=len(stream.parked),
             closed=stream.ended,
         )
@@ -199,6 +227,7 @@ class EventFanout(Generic[T]):
             self._streams.append(stream)
         return channel
 
+    @enable_ki_protection
     def publish(self, event: T) -> bool:
         """Give ``event`` to every subscriber; returns whether there is any (left)."""
         if self._unread[0]:
@@ -212,16 +241,12 @@ class EventFanout(Generic[T]):
         return bool(streams)
 
     def _forget_unread(self) -> None:
-        """Drop the streams that nobody can read any more, and what they buffered."""
+        """Drop the streams that nobody can read any more (their buffers are empty
+        already: see :meth:`_Stream.release`)."""
         self._unread[0] = False
-        kept = []
-        for stream in self._streams:
-            if stream.readers > 0:
-                kept.append(stream)
-            else:
-                stream.buffer.clear()
-        self._streams = kept
+        self._streams = [stream for stream in self._streams if stream.readers > 0]
 
+    @enable_ki_protection
     def close(self) -> None:
         """End every subscriber's stream (after the events already published)."""
         self._closed = True

@@ -9,7 +9,7 @@ import trio
 import trio.testing
 from trio.testing import MockClock
 
-from trioflow import SchedulerClosedError, TaskFailed
+from trioflow import EventChannel, SchedulerClosedError, TaskFailed
 from trioflow.agents import (
     Agent,
     AgentGone,
@@ -295,7 +295,7 @@ async def test_a_silent_agent_is_still_found_after_a_stall(autojump_clock: MockC
     assert coord.agents["fine"].status == "idle"
 
 
-async def _until_closed(events: trio.MemoryReceiveChannel[Any], coord: Any) -> Any:
+async def _until_closed(events: EventChannel[Any], coord: Any) -> Any:
     while True:
         try:
             yield events.receive_nowait()

@@ -8,6 +8,9 @@ than the tasks the events are about). These tests hold it to what a reader of a
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
+from typing import Any
+
 import pytest
 import trio
 import trio.testing
@@ -22,7 +25,7 @@ async def noop() -> None:
 
 
 async def test_a_waiting_reader_is_woken_by_each_event_in_order(autojump_clock: MockClock) -> None:
-    got: list[tuple[str, TaskStatus]] = []
+    got: list[tuple[Hashable, TaskStatus]] = []
     async with trio.open_nursery() as nursery, open_scheduler(max_workers=1) as sched:
         events = sched.subscribe()
         assert isinstance(events, EventChannel)
@@ -154,7 +157,7 @@ async def test_a_coordinator_channel_is_one_too(autojump_clock: MockClock) -> No
         def __init__(self) -> None:
             super().__init__("echo", {"echo"})
 
-        async def process_task(self, task: dict[str, int]) -> object:
+        async def process_task(self, task: Mapping[str, Any]) -> object:
             return task["n"]
 
     kinds: list[str] = []
@@ -172,3 +175,34 @@ async def test_a_coordinator_channel_is_one_too(autojump_clock: MockClock) -> No
         assert await coord.run_all([{"type": "echo", "n": 1}]) == [1]
     assert kinds.count("task_completed") == 1
     assert kinds.index("task_assigned") < kinds.index("task_completed")
+
+
+async def test_closing_the_last_end_lets_its_events_go_at_once() -> None:
+    async with open_scheduler() as sched:
+        events = sched.subscribe()
+        await sched.gather(*[sched.submit(noop) for _ in range(100)])
+        assert events.statistics().current_buffer_used == 300
+        clone = events.clone()
+        events.close()
+        assert clone.statistics().current_buffer_used == 300  # a clone still reads them
+        with clone:  # a plain `with` closes it too, as a trio channel's does
+            pass
+        # nothing more is published, and still nothing is kept for nobody
+        assert clone.statistics().current_buffer_used == 0
+        assert clone.statistics().open_receive_channels == 0
+
+
+async def test_statistics_have_a_memory_channels_fields_and_weakrefs_work() -> None:
+    import math
+    import weakref
+
+    async with open_scheduler() as sched:
+        events = sched.subscribe()
+        stats = events.statistics()
+        assert (stats.max_buffer_size, stats.open_send_channels, stats.tasks_waiting_send) == (
+            math.inf,
+            1,
+            0,
+        )
+        assert weakref.ref(events)() is events
+    assert events.statistics().open_send_channels == 0  # the scheduler has finished

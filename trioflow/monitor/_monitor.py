@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Protocol, TextIO, final
 
 import trio
 
-from .._events import EventChannel
 from .._owner import open_owner
 from .._validate import check_number
 from ._render import counts_text, duration, plain_line, rich_view, running_label, stamp
@@ -58,11 +57,23 @@ if TYPE_CHECKING:
 _TICK = 1.0  # how often the live view redraws while tasks run, event or not
 
 
+class Subscription(Protocol):
+    """What a monitor reads from a source: the :class:`~trioflow.EventChannel` that
+    ``subscribe()`` returns, or any receive channel that can also be read without waiting
+    and closed (a trio memory channel's receive end, say)."""
+
+    def __aiter__(self) -> AsyncIterator[Event]: ...
+
+    def receive_nowait(self) -> Event: ...
+
+    def close(self) -> None: ...
+
+
 class Source(Protocol):
     """What a monitor can watch: a scheduler, a coordinator, anything with their
     ``subscribe()``."""
 
-    def subscribe(self) -> EventChannel[Event]: ...
+    def subscribe(self) -> Subscription: ...
 
 
 @final
@@ -87,7 +98,7 @@ class Monitor:
         self._title = title
         self._now = trio.lowlevel.current_clock().current_time
         self.view = RunView(self._now(), slow_after=slow_after)
-        self._channels: list[tuple[str, EventChannel[Event]]] = []
+        self._channels: list[tuple[str, Subscription]] = []
         self._sources: list[tuple[str, Source]] = []
         self._changed = trio.Event()
         self._live: Live | None = None
@@ -144,7 +155,7 @@ class Monitor:
 
     # -- the loops --------------------------------------------------------------------------
 
-    async def _consume(self, channel: EventChannel[Event], name: str) -> None:
+    async def _consume(self, channel: Subscription, name: str) -> None:
         # Wait for one event, then take every event already there without waiting: a busy
         # run fills the channel far faster than a checkpoint per event would drain it.
         async for event in channel:
