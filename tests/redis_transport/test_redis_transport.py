@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import random
 import signal
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,18 @@ FAST = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0}
 
 def sleep_task(n: int, seconds: float) -> dict[str, Any]:
     return {"type": "sleep", "n": n, "seconds": seconds}
+
+
+@asynccontextmanager
+async def served_coordinator(
+    redis_url: str, ns: str, online: int, **options: Any
+) -> AsyncIterator[Coordinator]:
+    """A coordinator of namespace ``ns`` with the FAST heartbeats (and ``options``), once
+    ``online`` agents are online in it."""
+    transport = RedisTransport(redis_url, namespace=ns)
+    async with open_coordinator(**{**FAST, **options}, transport=transport) as coord:
+        await wait_online(coord, online)
+        yield coord
 
 
 def serve_in(nursery: trio.Nursery, agents: list[Any], redis_url: str, ns: str) -> None:
@@ -306,10 +319,7 @@ async def test_ids_a_user_gives_never_clash_with_the_ones_made_up(redis_url: str
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             serve_in(nursery, [Echo("e")], redis_url, ns)
-            async with open_coordinator(
-                **FAST, transport=RedisTransport(redis_url, namespace=ns)
-            ) as coord:
-                await wait_online(coord, 1)
+            async with served_coordinator(redis_url, ns, 1) as coord:
                 handles = []
                 for n in range(1, 7):
                     handles.append(coord.submit({"type": "echo", "n": f"named {n}"}, id=f"1-{n}"))
@@ -356,10 +366,7 @@ async def test_a_result_that_cannot_cross_the_wire_fails_its_attempt(
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             serve_in(nursery, [Unencodable("u")], redis_url, ns)
-            async with open_coordinator(
-                **FAST, retry=None, transport=RedisTransport(redis_url, namespace=ns)
-            ) as coord:
-                await wait_online(coord, 1)
+            async with served_coordinator(redis_url, ns, 1, retry=None) as coord:
                 bad = coord.submit({"type": "odd", "bad": True, "n": 1})
                 with pytest.raises(TaskFailed) as failed:
                     await bad.wait()
@@ -405,10 +412,7 @@ async def test_an_agent_of_a_worker_that_disconnects_itself_leaves_as_in_process
     quitter = "w-1"
     with trio.fail_after(60):
         async with worker_process(redis_url, ns, [QUITTER, MARKER], "w") as w:
-            async with open_coordinator(
-                **FAST, transport=RedisTransport(redis_url, namespace=ns)
-            ) as coord:
-                await wait_online(coord, 2)
+            async with served_coordinator(redis_url, ns, 2) as coord:
                 events = coord.subscribe()
                 leaving = coord.submit({**sleep_task(1, 1.0), "leave": True})
                 queued = coord.submit(sleep_task(2, 0))
@@ -488,10 +492,7 @@ async def test_requests_and_messages_between_remote_agents(redis_url: str, ns: s
             trio.open_nursery() as nursery,
         ):
             serve_in(nursery, relays, redis_url, ns)
-            async with open_coordinator(
-                **FAST, transport=RedisTransport(redis_url, namespace=ns)
-            ) as coord:
-                await wait_online(coord, 3)
+            async with served_coordinator(redis_url, ns, 3) as coord:
                 handle = coord.submit({"type": "relay", "n": 7}, id="relayed")
                 result = await handle.wait()
                 assert result["delegated"] == {"by": "s", "n": 7}
@@ -534,10 +535,7 @@ async def test_work_that_does_not_decode_is_dead_lettered_and_its_task_fails(
             trio.open_nursery() as nursery,
         ):
             serve_in(nursery, [Echo("e")], redis_url, ns)
-            async with open_coordinator(
-                **FAST, transport=RedisTransport(redis_url, namespace=ns)
-            ) as coord:
-                await wait_online(coord, 1)
+            async with served_coordinator(redis_url, ns, 1) as coord:
                 # Encodes, but decodes to no AgentCapability on the worker's side.
                 bad = coord.submit({"type": "echo", "n": 1, "x": {"__capability__": "nope"}})
                 with pytest.raises(TaskFailed) as failed:
@@ -571,10 +569,7 @@ async def test_a_cancelled_task_does_not_run_again_when_the_worker_reconnects(
             trio.open_nursery() as nursery,
         ):
             serve_in(nursery, [Marker("m"), Sleepy("s")], redis_url, ns)
-            async with open_coordinator(
-                **FAST, transport=RedisTransport(redis_url, namespace=ns)
-            ) as coord:
-                await wait_online(coord, 2)
+            async with served_coordinator(redis_url, ns, 2) as coord:
                 running = coord.submit({"type": "nap", "seconds": 30})
                 await trio.sleep(0.5)
                 running.cancel()
@@ -665,10 +660,7 @@ async def test_a_remote_request_raises_what_it_raises_in_process(redis_url: str,
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             serve_in(nursery, [Asker("asker"), Refuser("refuser")], redis_url, ns)
-            async with open_coordinator(
-                **FAST, transport=RedisTransport(redis_url, namespace=ns)
-            ) as coord:
-                await wait_online(coord, 2)
+            async with served_coordinator(redis_url, ns, 2) as coord:
                 assert await coord.submit({"type": "ask"}).wait() == [
                     "nobody",
                     "failed",
@@ -698,10 +690,7 @@ async def test_a_request_waiting_when_the_coordinator_restarts_is_answered_by_th
         async with trio.open_nursery() as nursery:
             serve_in(nursery, [Delegator("delegator"), Sleepy("napper")], redis_url, ns)
             with trio.CancelScope() as first:
-                async with open_coordinator(
-                    **FAST, transport=RedisTransport(redis_url, namespace=ns)
-                ) as coord:
-                    await wait_online(coord, 2)
+                async with served_coordinator(redis_url, ns, 2) as coord:
                     coord.submit({"type": "delegate"}, id="delegating")
                     await trio.sleep(0.3)  # the request is made, the nap under way
                     first.cancel()
@@ -736,10 +725,7 @@ async def test_redis_keeps_the_outcome_the_coordinator_gave_a_cancelled_task(
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             serve_in(nursery, [Wide("w")], redis_url, ns)
-            async with open_coordinator(
-                **FAST, transport=RedisTransport(redis_url, namespace=ns)
-            ) as coord:
-                await wait_online(coord, 1)
+            async with served_coordinator(redis_url, ns, 1) as coord:
                 handles = []
                 async with trio.open_nursery() as cancels:
                     for n in range(120):
